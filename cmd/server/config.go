@@ -1,0 +1,124 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Config is every knob of the server. Each has a flag and an environment
+// variable (PYEXEC_ plus the flag name in upper case with _ for -); a flag on
+// the command line wins over the environment. PORT (set by Cloud Run) is
+// honoured when --addr is not given.
+type Config struct {
+	Addr             string
+	PoolSize         int
+	ColdConcurrency  int
+	QueueSize        int
+	QueueTimeout     time.Duration
+	DefaultTimeout   time.Duration
+	MaxTimeout       time.Duration
+	MaxScriptBytes   int64
+	StdoutLimitBytes int64
+	ResultLimitBytes int64
+	MemoryMB         int64
+	ScratchMB        int64
+	MaxProcs         int
+	MaxOpenFiles     int
+	Python           string
+	Isolation        string
+	RequireIsolation string
+	WorkerUID        int
+	WorkerGID        int
+	PassEnv          string
+	StartTimeout     time.Duration
+	ShutdownGrace    time.Duration
+	LogLevel         string
+}
+
+func parseConfig(args []string, getenv func(string) string) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("python-executor", flag.ContinueOnError)
+	addr := ":8080"
+	if p := getenv("PORT"); p != "" {
+		addr = ":" + p
+	}
+	fs.StringVar(&c.Addr, "addr", addr, "listen address (default from PORT when set)")
+	fs.IntVar(&c.PoolSize, "pool-size", max(2, runtime.NumCPU()), "warm workers, and so concurrent jobs; 0 = cold mode (fresh interpreter per job)")
+	fs.IntVar(&c.ColdConcurrency, "cold-concurrency", max(2, runtime.NumCPU()), "concurrent jobs in cold mode")
+	fs.IntVar(&c.QueueSize, "queue-size", 64, "requests that may wait for a worker; more get 503")
+	fs.DurationVar(&c.QueueTimeout, "queue-timeout", 10*time.Second, "longest wait for a worker before 503")
+	fs.DurationVar(&c.DefaultTimeout, "timeout", 30*time.Second, "job time limit when the request gives none")
+	fs.DurationVar(&c.MaxTimeout, "max-timeout", 30*time.Second, "largest time limit a request may ask for")
+	fs.Int64Var(&c.MaxScriptBytes, "max-script-bytes", 1<<20, "largest script accepted (413 above)")
+	fs.Int64Var(&c.StdoutLimitBytes, "stdout-limit-bytes", 1<<20, "stdout kept per job; the rest is dropped and the response says so")
+	fs.Int64Var(&c.ResultLimitBytes, "result-limit-bytes", 1<<20, "largest serialized result")
+	fs.Int64Var(&c.MemoryMB, "memory-mb", 1024, "memory a job may allocate on top of the warm interpreter (MiB)")
+	fs.Int64Var(&c.ScratchMB, "scratch-mb", 64, "size of a job's /tmp and largest file it may write (MiB)")
+	fs.IntVar(&c.MaxProcs, "max-procs", 64, "processes and threads per job")
+	fs.IntVar(&c.MaxOpenFiles, "max-open-files", 256, "open files per job process")
+	fs.StringVar(&c.Python, "python", "/usr/bin/python3", "Python interpreter (absolute path under /usr)")
+	fs.StringVar(&c.Isolation, "isolation", "auto", "auto, namespaces or basic")
+	fs.StringVar(&c.RequireIsolation, "require-isolation", "", "refuse to start below this level: basic or namespaces")
+	fs.IntVar(&c.WorkerUID, "worker-uid", 65534, "uid of the workers when the server runs as root")
+	fs.IntVar(&c.WorkerGID, "worker-gid", 65534, "gid of the workers when the server runs as root")
+	fs.StringVar(&c.PassEnv, "pass-env", "OPENBLAS_CORETYPE,OPENBLAS_L2_SIZE", "comma-separated server variables passed to workers unchanged")
+	fs.DurationVar(&c.StartTimeout, "start-timeout", 30*time.Second, "longest a worker may take to start")
+	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 25*time.Second, "on SIGTERM, how long running jobs may finish")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error (debug logs scripts)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: python-executor [flags]\n\nEvery flag can also be set as PYEXEC_<FLAG> in the environment (PYEXEC_POOL_SIZE=4).\n\n")
+		fs.PrintDefaults()
+	}
+	// Environment first, so that flags given on the command line win.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "PYEXEC_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		f.Usage += " [$" + name + "]"
+		if v := getenv(name); v != "" {
+			if err := f.Value.Set(v); err != nil && envErr == nil {
+				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	return c, c.validate()
+}
+
+func (c Config) validate() error {
+	var errs []error
+	check := func(ok bool, format string, a ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, a...))
+		}
+	}
+	check(c.PoolSize >= 0, "pool-size must be >= 0")
+	check(c.ColdConcurrency > 0, "cold-concurrency must be > 0")
+	check(c.QueueSize > 0, "queue-size must be > 0")
+	check(c.QueueTimeout > 0, "queue-timeout must be > 0")
+	check(c.MaxTimeout > 0, "max-timeout must be > 0")
+	check(c.DefaultTimeout > 0 && c.DefaultTimeout <= c.MaxTimeout, "timeout must be > 0 and <= max-timeout")
+	check(c.MaxScriptBytes > 0, "max-script-bytes must be > 0")
+	check(c.StdoutLimitBytes > 0 && c.StdoutLimitBytes <= 8<<20, "stdout-limit-bytes must be in 1..8MiB")
+	check(c.ResultLimitBytes > 0 && c.ResultLimitBytes <= 32<<20, "result-limit-bytes must be in 1..32MiB")
+	check(c.MemoryMB > 0, "memory-mb must be > 0")
+	check(c.ScratchMB > 0, "scratch-mb must be > 0")
+	check(c.MaxProcs > 0, "max-procs must be > 0")
+	check(c.MaxOpenFiles >= 16, "max-open-files must be >= 16")
+	check(strings.HasPrefix(c.Python, "/"), "python must be an absolute path")
+	check(c.Isolation == "auto" || c.Isolation == "namespaces" || c.Isolation == "basic", "isolation must be auto, namespaces or basic")
+	check(c.RequireIsolation == "" || c.RequireIsolation == "basic" || c.RequireIsolation == "namespaces", "require-isolation must be basic or namespaces")
+	check(c.WorkerUID > 0 && c.WorkerGID > 0, "worker-uid and worker-gid must not be 0")
+	_, err := os.Stat(c.Python)
+	check(err == nil, "python %s: %v", c.Python, err)
+	return errors.Join(errs...)
+}

@@ -1,0 +1,33 @@
+// Command python-executor serves POST /execute: it runs a Python script's
+// main() in a sandboxed, pre-warmed worker and returns its value and stdout.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rs/zerolog"
+)
+
+func main() {
+	cfg, err := parseConfig(os.Args[1:], os.Getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "python-executor: configuration:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
+	if err := run(ctx, cfg, log); err != nil {
+		log.Error().Err(err).Msg("python-executor stopped")
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/python-executor/python-executor/internal/api"
+	"github.com/python-executor/python-executor/internal/pool"
+	"github.com/python-executor/python-executor/internal/sandbox"
+	"github.com/python-executor/python-executor/internal/worker"
+	"github.com/python-executor/python-executor/python"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// run serves until ctx ends, then shuts down gracefully: it stops accepting,
+// lets running jobs finish for ShutdownGrace, and kills every worker.
+func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
+	level, err := zerolog.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	log = log.Level(level)
+
+	var minLevel sandbox.Level
+	if cfg.RequireIsolation != "" {
+		if minLevel, err = sandbox.ParseLevel(cfg.RequireIsolation); err != nil {
+			return err
+		}
+	}
+	sb, err := sandbox.New(sandbox.Config{
+		Mode:         cfg.Isolation,
+		MinLevel:     minLevel,
+		UID:          cfg.WorkerUID,
+		GID:          cfg.WorkerGID,
+		ScratchBytes: cfg.ScratchMB << 20,
+		PassEnv:      strings.Split(cfg.PassEnv, ","),
+	})
+	if err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	if reason := sb.Degraded(); reason != "" {
+		log.Warn().Str("isolation", sb.Level().String()).Str("reason", reason).
+			Msg("running WITHOUT namespace isolation: jobs can read the host filesystem; see SECURITY.md")
+	}
+
+	dir, err := os.MkdirTemp("", "python-executor-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	program := filepath.Join(dir, "worker.py")
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(program, python.Worker, 0o644); err != nil {
+		return err
+	}
+
+	limits := worker.Limits{
+		MemoryBytes: cfg.MemoryMB << 20,
+		StdoutBytes: cfg.StdoutLimitBytes,
+		ResultBytes: cfg.ResultLimitBytes,
+		FileBytes:   cfg.ScratchMB << 20,
+		Procs:       cfg.MaxProcs,
+		OpenFiles:   cfg.MaxOpenFiles,
+	}
+	start := time.Now()
+	p, err := pool.New(ctx, pool.Config{
+		Size:            cfg.PoolSize,
+		ColdConcurrency: cfg.ColdConcurrency,
+		MaxQueue:        cfg.QueueSize,
+		QueueTimeout:    cfg.QueueTimeout,
+		Logger:          log.With().Str("component", "pool").Logger(),
+		Worker: worker.Config{
+			Python:       cfg.Python,
+			Program:      program,
+			Sandbox:      sb,
+			Limits:       limits,
+			StartTimeout: cfg.StartTimeout,
+			Logger:       log.With().Str("component", "worker").Logger(),
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("starting worker pool: %w", err)
+	}
+	defer p.Close(context.Background())
+	mode := "warm"
+	if cfg.PoolSize == 0 {
+		mode = "cold"
+	}
+	log.Info().Str("isolation", sb.Level().String()).Int("pool_size", cfg.PoolSize).Str("mode", mode).
+		Dur("warmup", time.Since(start)).Msg("worker pool ready")
+
+	info := map[string]any{
+		"service":   "python-executor",
+		"version":   version,
+		"isolation": sb.Level().String(),
+		"mode":      mode,
+		"pool_size": cfg.PoolSize,
+		"limits": map[string]any{
+			"default_timeout_s":  cfg.DefaultTimeout.Seconds(),
+			"max_timeout_s":      cfg.MaxTimeout.Seconds(),
+			"max_script_bytes":   cfg.MaxScriptBytes,
+			"stdout_limit_bytes": cfg.StdoutLimitBytes,
+			"result_limit_bytes": cfg.ResultLimitBytes,
+			"memory_mb":          cfg.MemoryMB,
+			"scratch_mb":         cfg.ScratchMB,
+			"max_procs":          cfg.MaxProcs,
+			"max_open_files":     cfg.MaxOpenFiles,
+		},
+	}
+	if r := sb.Degraded(); r != "" {
+		info["isolation_reason"] = r
+	}
+	handler := api.Handler(api.Config{
+		MaxScriptBytes: cfg.MaxScriptBytes,
+		DefaultTimeout: cfg.DefaultTimeout,
+		MaxTimeout:     cfg.MaxTimeout,
+		Info:           info,
+	}, p, log)
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      cfg.MaxTimeout + cfg.QueueTimeout + 30*time.Second,
+		IdleTimeout:       120 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info().Str("addr", ln.Addr().String()).Msg("listening")
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info().Dur("grace", cfg.ShutdownGrace).Msg("shutting down: draining running jobs")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		log.Warn().Err(err).Msg("http shutdown")
+	}
+	p.Close(sctx)
+	log.Info().Msg("stopped")
+	return nil
+}

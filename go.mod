@@ -1,0 +1,19 @@
+module github.com/python-executor/python-executor
+
+go 1.26.8
+
+require (
+	github.com/elastic/go-seccomp-bpf v1.6.0
+	golang.org/x/net v0.41.0
+	golang.org/x/sys v0.50.0
+)
+
+require (
+	github.com/go-chi/chi/v5 v5.5.0 // indirect
+	github.com/jackc/puddle/v2 v2.2.3 // indirect
+	github.com/mattn/go-colorable v0.1.14 // indirect
+	github.com/mattn/go-isatty v0.0.20 // indirect
+	github.com/rs/xid v1.6.0 // indirect
+	github.com/rs/zerolog v1.35.1 // indirect
+	golang.org/x/sync v0.1.0 // indirect
+)

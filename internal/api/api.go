@@ -1,0 +1,280 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/rs/zerolog"
+	"github.com/rs/zerolog/hlog"
+
+	"github.com/python-executor/python-executor/internal/pool"
+	"github.com/python-executor/python-executor/internal/worker"
+)
+
+// Runner runs a job; *pool.Pool is the production one.
+type Runner interface {
+	Run(ctx context.Context, job worker.Job) (worker.Outcome, error)
+	Stat() pool.Stat
+}
+
+// Config holds the limits the API enforces before a job reaches a worker.
+type Config struct {
+	MaxScriptBytes int64
+	DefaultTimeout time.Duration
+	MaxTimeout     time.Duration
+	// Info is served as-is by GET /info (isolation level, limits, version).
+	Info map[string]any
+}
+
+// Handler returns the service's HTTP handler.
+func Handler(cfg Config, runner Runner, log zerolog.Logger) http.Handler {
+	s := &server{cfg: cfg, runner: runner}
+	r := chi.NewRouter()
+	r.Use(hlog.NewHandler(log), requestID, accessLog, middleware.Recoverer)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "Not found: "+r.URL.Path, "")
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, "Method not allowed: "+r.Method+" "+r.URL.Path, "")
+	})
+	r.Get("/health", s.health)
+	r.Get("/ready", s.ready)
+	r.Get("/info", s.info)
+	r.Post("/execute", s.execute)
+	return r
+}
+
+type server struct {
+	cfg    Config
+	runner Runner
+}
+
+func (s *server) health(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "healthy"})
+}
+
+func (s *server) ready(w http.ResponseWriter, r *http.Request) {
+	st := s.runner.Stat()
+	ok, why := st.Ready()
+	body := map[string]any{"status": "ready", "idle_workers": st.Idle, "busy_workers": st.Busy,
+		"waiting": st.Waiting, "pool_size": st.Size}
+	if !ok {
+		body["status"], body["reason"] = "not ready", why
+		writeJSON(w, http.StatusServiceUnavailable, body)
+		return
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+func (s *server) info(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.cfg.Info)
+}
+
+// request is POST /execute's body.
+type request struct {
+	Script  *string  `json:"script"`
+	Timeout *float64 `json:"timeout"`
+}
+
+// badRequest is a client error with the status and message to send.
+type badRequest struct {
+	status int
+	msg    string
+}
+
+func (e *badRequest) Error() string { return e.msg }
+
+func (s *server) decode(w http.ResponseWriter, r *http.Request) (worker.Job, error) {
+	// Room for JSON escaping of the script plus the other fields.
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 6*s.cfg.MaxScriptBytes+4096))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return worker.Job{}, &badRequest{http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("Request too large: the script limit is %d bytes", s.cfg.MaxScriptBytes)}
+	case err != nil:
+		return worker.Job{}, &badRequest{http.StatusBadRequest, "Could not read the request body"}
+	}
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return worker.Job{}, &badRequest{http.StatusBadRequest, `Empty request body: send {"script": "..."}`}
+	}
+	if body[0] != '{' {
+		return worker.Job{}, &badRequest{http.StatusBadRequest, `Request body must be a JSON object: {"script": "..."}`}
+	}
+	var req request
+	if err := json.Unmarshal(body, &req); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return worker.Job{}, &badRequest{http.StatusBadRequest,
+				fmt.Sprintf("Field %q must be a %s", typeErr.Field, map[string]string{"script": "string", "timeout": "number of seconds"}[typeErr.Field])}
+		}
+		return worker.Job{}, &badRequest{http.StatusBadRequest, "Invalid JSON in request body: " + err.Error()}
+	}
+	if req.Script == nil {
+		return worker.Job{}, &badRequest{http.StatusBadRequest, `Missing required field "script"`}
+	}
+	if n := int64(len(*req.Script)); n > s.cfg.MaxScriptBytes {
+		return worker.Job{}, &badRequest{http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("Script too large: %d bytes exceeds the script limit of %d bytes", n, s.cfg.MaxScriptBytes)}
+	}
+	job := worker.Job{Script: *req.Script, Timeout: s.cfg.DefaultTimeout}
+	if req.Timeout != nil {
+		t := *req.Timeout
+		if math.IsNaN(t) || t <= 0 || t > s.cfg.MaxTimeout.Seconds() {
+			return worker.Job{}, &badRequest{http.StatusBadRequest,
+				fmt.Sprintf("Field \"timeout\" must be more than 0 and at most %g seconds", s.cfg.MaxTimeout.Seconds())}
+		}
+		job.Timeout = time.Duration(t * float64(time.Second))
+	}
+	return job, nil
+}
+
+// response is POST /execute's body. Result is present on success, Error on
+// failure; the seed's clients read exactly these two plus stdout.
+type response struct {
+	Result          *json.RawMessage `json:"result,omitempty"`
+	Error           string           `json:"error,omitempty"`
+	Stdout          string           `json:"stdout"`
+	StdoutTruncated bool             `json:"stdout_truncated,omitempty"`
+}
+
+func (s *server) execute(w http.ResponseWriter, r *http.Request) {
+	job, err := s.decode(w, r)
+	if err != nil {
+		var bad *badRequest
+		errors.As(err, &bad)
+		setOutcome(r, "bad_request")
+		writeError(w, bad.status, bad.msg, "")
+		return
+	}
+	log := hlog.FromRequest(r)
+	log.Debug().Str("script", job.Script).Dur("timeout", job.Timeout).Msg("job")
+	out, err := s.runner.Run(r.Context(), job)
+	if err != nil {
+		code, msg := status(err)
+		setOutcome(r, "failed")
+		if code == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		log.Warn().Err(err).Int("status", code).Msg("job not completed")
+		writeError(w, code, msg, "")
+		return
+	}
+	setOutcome(r, string(out.Kind))
+	w.Header().Set("X-Execution-Outcome", string(out.Kind))
+	resp := response{Stdout: strings.TrimRight(out.Stdout, "\n"), StdoutTruncated: out.StdoutTruncated}
+	if out.Kind == worker.KindOK {
+		resp.Result = &out.Result
+	} else {
+		resp.Error = out.Error
+	}
+	if out.StdoutTruncated {
+		w.Header().Set("X-Stdout-Bytes", strconv.FormatInt(out.StdoutBytes, 10))
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// status maps a job that did not complete to a status code and a message
+// safe to show to clients.
+func status(err error) (int, string) {
+	switch {
+	case errors.Is(err, pool.ErrQueueFull):
+		return http.StatusServiceUnavailable, "Server busy: the job queue is full; retry later"
+	case errors.Is(err, pool.ErrQueueTimeout):
+		return http.StatusServiceUnavailable, "Server busy: no worker became free in time; retry later"
+	case errors.Is(err, pool.ErrClosed):
+		return http.StatusServiceUnavailable, "Server shutting down; retry on another instance"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return 499, "Request cancelled by the client; the job was killed"
+	case errors.Is(err, worker.ErrUnresponsive):
+		return http.StatusInternalServerError, "Internal error: the worker stopped responding; the job was killed"
+	}
+	return http.StatusInternalServerError, "Internal error: the worker failed while running the job"
+}
+
+func writeError(w http.ResponseWriter, code int, msg, stdout string) {
+	writeJSON(w, code, response{Error: msg, Stdout: stdout})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		code = http.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString(`{"error":"Internal error: could not encode the response","stdout":""}` + "\n")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(code)
+	w.Write(buf.Bytes())
+}
+
+type outcomeKey struct{}
+
+func setOutcome(r *http.Request, o string) {
+	if p, ok := r.Context().Value(outcomeKey{}).(*string); ok {
+		*p = o
+	}
+}
+
+// requestID accepts a sane X-Request-ID or makes one, echoes it and puts it
+// on the request's logger.
+func requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-ID")
+		if !validID(id) {
+			var b [8]byte
+			rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+		}
+		w.Header().Set("X-Request-ID", id)
+		log := zerolog.Ctx(r.Context()).With().Str("request_id", id).Logger()
+		next.ServeHTTP(w, r.WithContext(log.WithContext(r.Context())))
+	})
+}
+
+func validID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, c := range id {
+		if c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// accessLog writes one line per request.
+func accessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		outcome := ""
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		r = r.WithContext(context.WithValue(r.Context(), outcomeKey{}, &outcome))
+		next.ServeHTTP(ww, r)
+		ev := hlog.FromRequest(r).Info().
+			Str("method", r.Method).Str("path", r.URL.Path).Int("status", ww.Status()).
+			Int("bytes", ww.BytesWritten()).Float64("duration_ms", float64(time.Since(start).Microseconds())/1000)
+		if outcome != "" {
+			ev = ev.Str("outcome", outcome)
+		}
+		ev.Msg("request")
+	})
+}

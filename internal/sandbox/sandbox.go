@@ -1,0 +1,152 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// Level is how strongly jobs are isolated from the host.
+type Level int
+
+const (
+	// LevelBasic: clean environment, private scratch directory, unprivileged
+	// uid when the server is root, seccomp and rlimits. Jobs can still see
+	// the host's filesystem (read access as the worker uid) and, through
+	// unix sockets, its local services.
+	LevelBasic Level = 1
+	// LevelNamespaces: LevelBasic plus a bubblewrap sandbox per worker with
+	// its own user, pid, network, mount, ipc, uts and cgroup namespaces.
+	LevelNamespaces Level = 2
+)
+
+func (l Level) String() string {
+	switch l {
+	case LevelBasic:
+		return "basic"
+	case LevelNamespaces:
+		return "namespaces"
+	}
+	return fmt.Sprintf("Level(%d)", int(l))
+}
+
+// ParseLevel parses "basic" or "namespaces".
+func ParseLevel(s string) (Level, error) {
+	switch s {
+	case "basic":
+		return LevelBasic, nil
+	case "namespaces":
+		return LevelNamespaces, nil
+	}
+	return 0, fmt.Errorf("unknown isolation level %q (want basic or namespaces)", s)
+}
+
+// ErrLevelUnavailable is returned by New when the host cannot give the level
+// the configuration requires.
+var ErrLevelUnavailable = errors.New("isolation level unavailable")
+
+// Config selects and tunes the sandbox.
+type Config struct {
+	// Mode is "auto" (namespaces when the host allows them, else basic),
+	// "namespaces" or "basic".
+	Mode string
+	// MinLevel makes New fail unless at least this level is available.
+	MinLevel Level
+	// Bwrap is the bubblewrap binary. Default: bwrap found in PATH.
+	Bwrap string
+	// UID and GID run the workers when the server runs as root.
+	UID, GID int
+	// ScratchBytes caps each job's /tmp (namespaces) and its files (both).
+	ScratchBytes int64
+	// ScratchRoot holds per-worker scratch directories at LevelBasic.
+	ScratchRoot string
+	// PassEnv lists server environment variables passed to workers as they
+	// are (for example OPENBLAS_CORETYPE). Everything else is dropped.
+	PassEnv []string
+}
+
+// Sandbox builds worker commands at one isolation level.
+type Sandbox struct {
+	cfg    Config
+	level  Level
+	bwrap  string
+	reason string // why the level is lower than namespaces, if it is
+	asRoot bool
+}
+
+// Level reports the isolation level the sandbox gives.
+func (s *Sandbox) Level() Level { return s.level }
+
+// Degraded returns why namespaces are not in use, or "" when they are.
+func (s *Sandbox) Degraded() string { return s.reason }
+
+// Process is a command ready to start, with the sandbox paths the worker must
+// wipe between jobs and a cleanup to run once the process has exited.
+type Process struct {
+	Cmd     *exec.Cmd
+	Scratch []string // directories, as the worker sees them, emptied after each job
+	Cleanup func()
+}
+
+// workerPath is where the worker program appears inside the namespaces sandbox.
+const workerPath = "/opt/python-executor/worker.py"
+
+// Command returns a process that runs python on the worker program inside a
+// new sandbox. python must be an absolute path under /usr so that it exists
+// inside the sandbox too.
+func (s *Sandbox) Command(python, program string) (*Process, error) {
+	if !filepath.IsAbs(python) || !filepath.IsAbs(program) {
+		return nil, fmt.Errorf("python %q and worker %q must be absolute paths", python, program)
+	}
+	if s.level == LevelNamespaces {
+		args := append(s.bwrapArgs(program), "--", python, "-I", "-B", workerPath)
+		cmd := exec.Command(s.bwrap, args...)
+		cmd.Args[0] = "python-executor-sandbox"
+		cmd.Env = s.env("/tmp")
+		cmd.Dir = "/"
+		cmd.SysProcAttr = s.sysProcAttr()
+		return &Process{Cmd: cmd, Scratch: []string{"/tmp", "/dev/shm"}, Cleanup: func() {}}, nil
+	}
+	dir, err := os.MkdirTemp(s.cfg.ScratchRoot, "job-")
+	if err != nil {
+		return nil, fmt.Errorf("creating scratch directory: %w", err)
+	}
+	if s.asRoot {
+		if err := os.Chown(dir, s.cfg.UID, s.cfg.GID); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("handing scratch directory to uid %d: %w", s.cfg.UID, err)
+		}
+	}
+	cmd := exec.Command(python, "-I", "-B", program)
+	cmd.Args[0] = "python-executor-worker"
+	cmd.Env = s.env(dir)
+	cmd.Dir = dir
+	cmd.SysProcAttr = s.sysProcAttr()
+	return &Process{Cmd: cmd, Scratch: []string{dir}, Cleanup: func() { os.RemoveAll(dir) }}, nil
+}
+
+// env is the worker's whole environment: an allow-list, never os.Environ().
+func (s *Sandbox) env(home string) []string {
+	env := []string{
+		"PATH=/usr/local/bin:/usr/bin:/bin",
+		"HOME=" + home,
+		"TMPDIR=" + home,
+		"LANG=C.UTF-8",
+		"LC_ALL=C.UTF-8",
+		"OPENBLAS_NUM_THREADS=1",
+		"OMP_NUM_THREADS=1",
+		"MKL_NUM_THREADS=1",
+		"NUMEXPR_NUM_THREADS=1",
+		"MPLBACKEND=Agg",
+		"MPLCONFIGDIR=" + home,
+	}
+	for _, k := range s.cfg.PassEnv {
+		if v, ok := os.LookupEnv(k); ok && !strings.ContainsRune(k, '=') {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}

@@ -1,0 +1,126 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// New probes the host and returns a sandbox at the strongest level that Mode
+// allows. It fails when the result would be below MinLevel.
+func New(cfg Config) (*Sandbox, error) {
+	if cfg.UID == 0 && cfg.GID == 0 {
+		cfg.UID, cfg.GID = 65534, 65534
+	}
+	if cfg.ScratchRoot == "" {
+		cfg.ScratchRoot = os.TempDir()
+	}
+	s := &Sandbox{cfg: cfg, level: LevelBasic, asRoot: os.Geteuid() == 0}
+	if cfg.UID == 0 && s.asRoot {
+		return nil, fmt.Errorf("refusing to run workers as root (uid 0)")
+	}
+	if _, err := Seccomp(); err != nil {
+		return nil, fmt.Errorf("%w: building the seccomp filter: %v", ErrLevelUnavailable, err)
+	}
+	switch cfg.Mode {
+	case "basic":
+		s.reason = "isolation mode basic was configured"
+	case "auto", "namespaces", "":
+		err := s.probeNamespaces()
+		if err == nil {
+			s.level = LevelNamespaces
+			break
+		}
+		if cfg.Mode == "namespaces" {
+			return nil, fmt.Errorf("%w: namespaces: %v", ErrLevelUnavailable, err)
+		}
+		s.reason = err.Error()
+	default:
+		return nil, fmt.Errorf("unknown isolation mode %q (want auto, namespaces or basic)", cfg.Mode)
+	}
+	if s.level < cfg.MinLevel {
+		return nil, fmt.Errorf("%w: %s required, host gives %s: %s", ErrLevelUnavailable, cfg.MinLevel, s.level, s.reason)
+	}
+	return s, nil
+}
+
+// probeNamespaces starts one throw-away sandbox with the exact options the
+// workers get and checks that it came up with no network and its own pids.
+func (s *Sandbox) probeNamespaces() error {
+	bwrap := s.cfg.Bwrap
+	if bwrap == "" {
+		bwrap = "bwrap"
+	}
+	path, err := exec.LookPath(bwrap)
+	if err != nil {
+		return fmt.Errorf("bubblewrap not found: %v", err)
+	}
+	s.bwrap = path
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	args := append(s.bwrapArgs("/dev/null"), "--", "/bin/sh", "-c",
+		`test "$(cat /proc/self/stat | cut -d' ' -f1)" -lt 10 && test ! -e /sys/class/net/eth0 && test "$(ls /sys/class/net 2>/dev/null || echo lo)" = lo && echo ok`)
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Env = s.env("/tmp")
+	cmd.Dir = "/"
+	cmd.SysProcAttr = s.sysProcAttr()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("bubblewrap cannot create namespaces here: %v: %s", err, bytes.TrimSpace(out.Bytes()))
+	}
+	if !bytes.Equal(bytes.TrimSpace(out.Bytes()), []byte("ok")) {
+		return fmt.Errorf("bubblewrap sandbox check failed: %q", out.String())
+	}
+	return nil
+}
+
+func (s *Sandbox) sysProcAttr() *syscall.SysProcAttr {
+	attr := &syscall.SysProcAttr{
+		Setpgid:   true,
+		Pdeathsig: syscall.SIGKILL,
+	}
+	if s.asRoot {
+		attr.Credential = &syscall.Credential{Uid: uint32(s.cfg.UID), Gid: uint32(s.cfg.GID), Groups: []uint32{}}
+	}
+	return attr
+}
+
+// bwrapArgs are the bubblewrap options for one worker sandbox; program is
+// bound read-only at workerPath.
+func (s *Sandbox) bwrapArgs(program string) []string {
+	size := strconv.FormatInt(s.cfg.ScratchBytes, 10)
+	args := []string{
+		"--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc",
+		"--unshare-uts", "--unshare-cgroup-try",
+		"--uid", "1000", "--gid", "1000", "--hostname", "sandbox",
+		"--die-with-parent", "--new-session", "--cap-drop", "ALL",
+		"--ro-bind", "/usr", "/usr",
+	}
+	// Merged-/usr hosts have /bin, /lib... as symlinks; others as directories.
+	for _, d := range []string{"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"} {
+		if target, err := os.Readlink(d); err == nil {
+			args = append(args, "--symlink", target, d)
+		} else if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+			args = append(args, "--ro-bind", d, d)
+		}
+	}
+	for _, f := range []string{"/etc/alternatives", "/etc/ld.so.cache", "/etc/localtime", "/etc/matplotlibrc", "/etc/python3", "/etc/python3.11"} {
+		args = append(args, "--ro-bind-try", f, f)
+	}
+	args = append(args,
+		"--ro-bind", program, workerPath,
+		"--proc", "/proc",
+		"--dev", "/dev",
+		"--size", size, "--tmpfs", "/tmp",
+		"--size", size, "--tmpfs", "/dev/shm",
+		"--remount-ro", "/",
+		"--chdir", "/tmp",
+	)
+	return args
+}

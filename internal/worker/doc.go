@@ -1,0 +1,18 @@
+// Package worker starts and drives one sandboxed Python worker process.
+//
+// A Worker is a template interpreter (python/worker.py) that has imported
+// numpy and pandas and never runs user code itself: for every job it hands the
+// script to a pre-forked, pre-warmed child, and after the job it kills every
+// process the job started, wipes the job's scratch directories and forks the
+// next child. Go talks to it over two pipes (fd 3 in, fd 4 out) carrying
+// length-prefixed JSON frames (see WriteFrame); nothing the script writes to
+// its stdout, stderr or any other fd reaches those pipes.
+//
+// Ownership: the caller that got a Worker from Start owns it. Run and
+// WaitReady must not be called concurrently with each other. Kill may be
+// called at any time from any goroutine, is idempotent, and returns once the
+// process has exited (or a bounded wait has passed). One goroutine owns
+// cmd.Wait and closes Exited.
+//
+// The package knows nothing of pools or HTTP.
+package worker

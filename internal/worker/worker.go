@@ -1,0 +1,327 @@
+package worker
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/python-executor/python-executor/internal/sandbox"
+)
+
+// Limits bound what one job may use. Every limit names itself in the error a
+// job gets when it hits it.
+type Limits struct {
+	MemoryBytes int64 // address space a job may add to the warm interpreter
+	StdoutBytes int64 // stdout kept; the rest is counted and dropped
+	ResultBytes int64 // serialized result
+	FileBytes   int64 // largest file a job may write (RLIMIT_FSIZE)
+	Procs       int   // processes and threads of the job (RLIMIT_NPROC)
+	OpenFiles   int   // RLIMIT_NOFILE
+}
+
+// Config describes how to start a worker.
+type Config struct {
+	Python  string // absolute path of the interpreter
+	Program string // absolute path of worker.py on the host
+	// Warm pre-imports numpy and pandas in the template and warms each job
+	// child. Cold workers (Warm false) import nothing ahead of the script.
+	Warm    bool
+	Sandbox *sandbox.Sandbox
+	Limits  Limits
+	// StartTimeout bounds Start and WaitReady.
+	StartTimeout time.Duration
+	Logger       zerolog.Logger
+}
+
+// Worker is one running template interpreter.
+type Worker struct {
+	cfg     Config
+	proc    *sandbox.Process
+	in      *os.File // frames to the worker (its fd 3)
+	out     *os.File // frames from the worker (its fd 4)
+	stderr  *tail
+	created time.Time
+	jobs    atomic.Int64
+	exited  chan struct{}
+	exitErr error // set before exited is closed
+	kill    sync.Once
+	log     zerolog.Logger
+}
+
+// grace is how long past a job's own timeout the worker has to answer before
+// it is considered hung.
+const grace = 3 * time.Second
+
+// Start launches a worker and waits until it has a warm job child ready.
+// A worker that cannot be brought up is torn down before Start returns.
+func Start(ctx context.Context, cfg Config) (_ *Worker, retErr error) {
+	filter, err := sandbox.Seccomp()
+	if err != nil {
+		return nil, &StartError{Reason: err.Error()}
+	}
+	proc, err := cfg.Sandbox.Command(cfg.Python, cfg.Program)
+	if err != nil {
+		return nil, &StartError{Reason: err.Error()}
+	}
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		proc.Cleanup()
+		return nil, &StartError{Reason: err.Error()}
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		proc.Cleanup()
+		inR.Close()
+		inW.Close()
+		return nil, &StartError{Reason: err.Error()}
+	}
+	w := &Worker{
+		cfg:     cfg,
+		proc:    proc,
+		in:      inW,
+		out:     outR,
+		stderr:  &tail{max: 4096},
+		created: time.Now(),
+		exited:  make(chan struct{}),
+	}
+	cmd := proc.Cmd
+	cmd.Stdin = nil
+	cmd.Stdout = nil
+	cmd.Stderr = w.stderr
+	cmd.ExtraFiles = []*os.File{inR, outW}
+	cmd.WaitDelay = time.Second
+
+	// Pdeathsig fires when the creating OS thread exits: keep this goroutine
+	// on its thread while forking so the signal is tied to a live thread.
+	runtime.LockOSThread()
+	err = cmd.Start()
+	runtime.UnlockOSThread()
+	inR.Close()
+	outW.Close()
+	if err != nil {
+		proc.Cleanup()
+		inW.Close()
+		outR.Close()
+		return nil, &StartError{Reason: err.Error()}
+	}
+	w.log = cfg.Logger.With().Int("pid", cmd.Process.Pid).Logger()
+	go w.wait()
+	defer func() {
+		if retErr != nil {
+			w.Kill()
+		}
+	}()
+
+	conf, err := json.Marshal(map[string]any{
+		"seccomp":      base64.StdEncoding.EncodeToString(filter),
+		"warm":         cfg.Warm,
+		"scratch":      proc.Scratch,
+		"memory_bytes": cfg.Limits.MemoryBytes,
+		"stdout_limit": cfg.Limits.StdoutBytes,
+		"result_limit": cfg.Limits.ResultBytes,
+		"fsize_bytes":  cfg.Limits.FileBytes,
+		"nproc":        cfg.Limits.Procs,
+		"nofile":       cfg.Limits.OpenFiles,
+	})
+	if err != nil {
+		return nil, &StartError{Reason: err.Error()}
+	}
+	if err := WriteFrame(w.in, conf); err != nil {
+		return nil, w.startError(fmt.Errorf("sending config: %w", err))
+	}
+	if err := w.WaitReady(ctx); err != nil {
+		return nil, w.startError(err)
+	}
+	return w, nil
+}
+
+func (w *Worker) startError(err error) error {
+	// Give the process a moment to finish writing stderr before reading it.
+	select {
+	case <-w.exited:
+	case <-time.After(100 * time.Millisecond):
+	}
+	return &StartError{Reason: err.Error(), Stderr: w.stderr.String()}
+}
+
+// Pid returns the process id of the worker (the sandbox launcher at
+// LevelNamespaces).
+func (w *Worker) Pid() int { return w.proc.Cmd.Process.Pid }
+
+// Created returns when the worker was started.
+func (w *Worker) Created() time.Time { return w.created }
+
+// Jobs returns how many jobs the worker has run.
+func (w *Worker) Jobs() int64 { return w.jobs.Load() }
+
+// Exited is closed once the worker process has exited.
+func (w *Worker) Exited() <-chan struct{} { return w.exited }
+
+// WaitReady blocks until the worker announces a warm job child, ctx ends or
+// StartTimeout passes. Any error leaves the worker unusable: Kill it.
+func (w *Worker) WaitReady(ctx context.Context) error {
+	deadline := time.Now().Add(w.cfg.StartTimeout)
+	m, err := w.readMeta(ctx, deadline)
+	if err != nil {
+		return err
+	}
+	switch m.Type {
+	case "ready":
+		return nil
+	case "fatal":
+		return fmt.Errorf("%w: %s", ErrProtocol, m.Error)
+	}
+	return fmt.Errorf("%w: got %q frame, want ready", ErrProtocol, m.Type)
+}
+
+// Run runs one job. A nil error means the worker answered as the protocol
+// says and the Outcome describes the job, whatever happened to the script;
+// the caller must then call WaitReady before the next Run. A non-nil error
+// (ctx ended, worker died, hung or broke the protocol) leaves the worker
+// unusable: Kill it.
+func (w *Worker) Run(ctx context.Context, job Job) (Outcome, error) {
+	w.jobs.Add(1)
+	req, err := json.Marshal(map[string]any{"script": job.Script, "timeout_ms": job.Timeout.Milliseconds()})
+	if err != nil {
+		return Outcome{}, err
+	}
+	if err := WriteFrame(w.in, req); err != nil {
+		return Outcome{}, w.deadErr(fmt.Errorf("sending job: %w", err))
+	}
+	deadline := time.Now().Add(job.Timeout + grace)
+	m, err := w.readMeta(ctx, deadline)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if m.Type != "done" {
+		return Outcome{}, fmt.Errorf("%w: got %q frame, want done (%s)", ErrProtocol, m.Type, m.Error)
+	}
+	body, err := w.read(ctx, deadline, int(w.cfg.Limits.ResultBytes)+64<<10)
+	if err != nil {
+		return Outcome{}, err
+	}
+	return outcome(m, body, job, w.cfg.Limits), nil
+}
+
+func (w *Worker) readMeta(ctx context.Context, deadline time.Time) (*meta, error) {
+	b, err := w.read(ctx, deadline, int(w.cfg.Limits.StdoutBytes)*6+64<<10)
+	if err != nil {
+		return nil, err
+	}
+	var m meta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrProtocol, err)
+	}
+	return &m, nil
+}
+
+// read reads one frame, giving up at deadline or when ctx ends.
+func (w *Worker) read(ctx context.Context, deadline time.Time, max int) ([]byte, error) {
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if err := w.out.SetReadDeadline(deadline); err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { w.out.SetReadDeadline(time.Now()) })
+	defer stop()
+	b, err := ReadFrame(w.out, max)
+	switch {
+	case err == nil:
+		return b, nil
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil, ErrUnresponsive
+	case errors.Is(err, ErrFrameTooLarge):
+		return nil, fmt.Errorf("%w: %v", ErrProtocol, err)
+	}
+	return nil, w.deadErr(err)
+}
+
+// deadErr turns an I/O error on the pipes into ErrExited when the process is
+// gone (or going).
+func (w *Worker) deadErr(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.EPIPE) {
+		select {
+		case <-w.exited:
+			return fmt.Errorf("%w: %v", ErrExited, w.exitErr)
+		case <-time.After(time.Second):
+		}
+		return ErrExited
+	}
+	return err
+}
+
+// Kill SIGKILLs the worker's whole process group (and with it, at
+// LevelNamespaces, its pid namespace), waits up to 5s for it to exit and
+// releases its resources. It is idempotent and safe from any goroutine.
+func (w *Worker) Kill() {
+	w.kill.Do(func() {
+		pid := w.proc.Cmd.Process.Pid
+		if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			w.log.Warn().Err(err).Msg("killing worker process group")
+		}
+		select {
+		case <-w.exited:
+		case <-time.After(5 * time.Second):
+			w.log.Error().Msg("worker did not exit 5s after SIGKILL")
+		}
+		w.in.Close()
+		w.out.Close()
+	})
+}
+
+// wait owns cmd.Wait: it records how the process ended, logs it once and
+// closes exited.
+func (w *Worker) wait() {
+	err := w.proc.Cmd.Wait()
+	w.proc.Cleanup()
+	ev := w.log.Info().Int64("jobs_run", w.jobs.Load()).Dur("age", time.Since(w.created))
+	state := w.proc.Cmd.ProcessState
+	if state == nil {
+		w.exitErr = err
+	} else if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		w.exitErr = &ExitError{Code: -1, Signal: ws.Signal().String()}
+		ev = ev.Str("signal", ws.Signal().String())
+	} else {
+		w.exitErr = &ExitError{Code: state.ExitCode()}
+		ev = ev.Int("exit_code", state.ExitCode())
+	}
+	ev.Msg("worker exited")
+	close(w.exited)
+}
+
+// tail keeps the last max bytes written to it.
+type tail struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = t.buf[len(t.buf)-t.max:]
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}

@@ -1,0 +1,572 @@
+"""python-executor worker: a template interpreter that never runs user code.
+
+The Go server starts this file inside the sandbox and talks to it over two
+pipes, fd 3 (server -> worker) and fd 4 (worker -> server). Every message is a
+frame: a 4-byte big-endian length, then that many bytes of UTF-8 JSON.
+
+Lifecycle:
+  1. The server sends a config frame (limits, seccomp program, warm flag).
+  2. The template imports numpy and pandas (warm mode), forks a job child that
+     warms its inherited pages and then blocks, and sends {"type": "ready"}.
+  3. For each job frame {"script", "timeout_ms"} the template hands the script
+     to the waiting child, which applies rlimits and seccomp, runs the script,
+     and writes one result frame on its own pipe before exiting. The template
+     captures the child's fd 1 (capped), enforces the wall-clock limit, kills
+     every process the job left behind, wipes the scratch directories and
+     answers with a "done" frame followed by the child's result frame (empty if
+     there is none).
+  4. The template forks the next child and sends {"type": "ready"} again.
+
+If anything about the template's own state is in doubt it sends
+{"type": "fatal"} and exits; the server then replaces the whole worker. The
+template exits when fd 3 reaches EOF, so it never outlives the server.
+"""
+
+import base64
+import ctypes
+import gc
+import json
+import os
+import selectors
+import shutil
+import signal
+import struct
+import sys
+import time
+
+CTL_IN, CTL_OUT = 3, 4
+HEADER = struct.Struct(">I")
+MAX_FRAME = 64 << 20
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_SECCOMP = 22
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_CHILD_SUBREAPER = 36
+SECCOMP_MODE_FILTER = 2
+
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+class ProtocolError(Exception):
+    pass
+
+
+def read_exact(fd, n):
+    chunks = []
+    while n:
+        b = os.read(fd, min(n, 1 << 20))
+        if not b:
+            raise EOFError
+        chunks.append(b)
+        n -= len(b)
+    return b"".join(chunks)
+
+
+def read_frame(fd):
+    (n,) = HEADER.unpack(read_exact(fd, HEADER.size))
+    if n > MAX_FRAME:
+        raise ProtocolError("frame of %d bytes exceeds %d" % (n, MAX_FRAME))
+    return read_exact(fd, n)
+
+
+def write_frame(fd, payload):
+    data = HEADER.pack(len(payload)) + payload
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def send(msg):
+    write_frame(CTL_OUT, json.dumps(msg, ensure_ascii=False).encode())
+
+
+def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
+    if libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
+                  ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, "prctl(%d): %s" % (option, os.strerror(err)))
+
+
+class SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+
+def install_seccomp(program):
+    """Installs a classic BPF program (8-byte sock_filter records)."""
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+    if not program:
+        return
+    fprog = SockFprog(len(program) // 8, program)
+    if libc.prctl(PR_SET_SECCOMP, ctypes.c_ulong(SECCOMP_MODE_FILTER),
+                  ctypes.byref(fprog), ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, "seccomp: %s" % os.strerror(err))
+
+
+# ---------------------------------------------------------------- job child
+
+
+def to_jsonable(o):
+    """json.dumps default hook: numpy and pandas values become plain JSON."""
+    mod = type(o).__module__
+    if mod.startswith("numpy"):
+        import numpy as np
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        if isinstance(o, np.generic):
+            return o.item()
+    if mod.startswith("pandas"):
+        import pandas as pd
+        if isinstance(o, pd.DataFrame):
+            return o.to_dict(orient="records")
+        if isinstance(o, (pd.Series, pd.Index)):
+            return o.tolist()
+        if isinstance(o, pd.Timestamp):
+            return o.isoformat()
+        if o is pd.NaT or o is pd.NA:
+            return None
+    if isinstance(o, (set, frozenset)):
+        return list(o)
+    if hasattr(o, "isoformat"):  # datetime, date, time
+        return o.isoformat()
+    raise TypeError("Object of type %s is not JSON serializable" % type(o).__name__)
+
+
+def finite(o):
+    """Replaces NaN and +-Infinity with None, recursively."""
+    if isinstance(o, float):
+        return o if o == o and o not in (float("inf"), float("-inf")) else None
+    if isinstance(o, dict):
+        return {k: finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [finite(v) for v in o]
+    j = to_jsonable(o) if not isinstance(o, (str, int, bool, type(None))) else o
+    return o if j is o else finite(j)
+
+
+def encode_result(value):
+    try:
+        return json.dumps({"result": value}, default=to_jsonable,
+                          allow_nan=False, ensure_ascii=False)
+    except ValueError as e:
+        if "Out of range float" not in str(e):
+            raise
+        return json.dumps({"result": finite(value)}, default=to_jsonable,
+                          allow_nan=False, ensure_ascii=False)
+
+
+def describe(exc, cfg):
+    if isinstance(exc, MemoryError):
+        return "MemoryError: memory limit exceeded (a job may allocate %d MiB)" % (
+            cfg["memory_bytes"] >> 20)
+    if isinstance(exc, SystemExit):
+        return "SystemExit: script called sys.exit(%s)" % (exc.code,)
+    if isinstance(exc, RecursionError):
+        return "RecursionError: %s" % exc
+    msg = str(exc)
+    name = type(exc).__name__
+    return "%s: %s" % (name, msg) if msg else name
+
+
+def run_script(script, cfg):
+    import types
+    try:
+        code = compile(script, "<script>", "exec")
+    except (SyntaxError, ValueError) as e:
+        if isinstance(e, SyntaxError):
+            where = " (line %s)" % e.lineno if e.lineno else ""
+            return {"error": "Syntax error in script: %s%s" % (e.msg, where), "kind": "syntax"}
+        return {"error": "Syntax error in script: %s" % e, "kind": "syntax"}
+    mod = types.ModuleType("__script__")
+    sys.modules["__script__"] = mod
+    try:
+        exec(code, mod.__dict__)
+        main = mod.__dict__.get("main")
+        if not callable(main):
+            return {"error": "Script must contain a main() function", "kind": "no_main"}
+        value = main()
+        sys.stdout.flush()
+        out = encode_result(value)
+    except BaseException as e:  # noqa: B902 - SystemExit and friends are job errors too
+        try:
+            sys.stdout.flush()
+        except BaseException:
+            pass
+        kind = "memory" if isinstance(e, MemoryError) else "exception"
+        return {"error": describe(e, cfg), "kind": kind}
+    if len(out) > cfg["result_limit"]:
+        return {"error": "Result too large: %d bytes exceeds the result limit of %d bytes" % (
+            len(out), cfg["result_limit"]), "kind": "result_limit"}
+    return out
+
+
+def warm_child():
+    """Touches the pages a typical job needs so the job does not pay the faults."""
+    try:
+        import numpy as np
+        import pandas as pd
+        arr = np.arange(1, 11)
+        df = pd.DataFrame({"x": arr, "y": arr ** 2, "n": ["a"] * 10})
+        df["x"].corr(df["y"])
+        float(df["y"].mean()), int(np.sum(arr)), float(np.mean(arr)), list(df.columns)
+        df.describe()
+        df.groupby("n").sum()
+        encode_result({"a": [1, 2.5, "x"], "b": {"c": None}})
+        compile("import math\ndef main():\n    return {'v': math.sqrt(2)}\n", "<warm>", "exec")
+    except Exception:
+        pass
+
+
+def set_limits(cfg, timeout_s):
+    import resource
+    lim = [
+        (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_NOFILE, cfg["nofile"]),
+        (resource.RLIMIT_FSIZE, cfg["fsize_bytes"]),
+        (resource.RLIMIT_CPU, int(timeout_s) + 2),
+        (resource.RLIMIT_NPROC, cfg["nproc"]),
+    ]
+    if cfg["memory_bytes"] > 0:
+        with open("/proc/self/statm") as f:
+            vsize = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        lim.append((resource.RLIMIT_AS, vsize + cfg["memory_bytes"]))
+    for what, n in lim:
+        resource.setrlimit(what, (n, n))
+
+
+def child_main(cfg, job_r, res_w, out_w):
+    """Runs in the forked child. Never returns."""
+    code = 0
+    try:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        os.close(CTL_IN)
+        os.close(CTL_OUT)
+        if cfg["warm"]:
+            warm_child()
+        os.write(res_w, b"W")  # warmed: the template may announce it ready
+        try:
+            job = json.loads(read_frame(job_r))
+        except EOFError:
+            os._exit(0)
+        os.chdir(cfg["scratch"][0])
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        os.dup2(out_w, 1)
+        os.dup2(devnull, 2)
+        keep = {0, 1, 2, res_w}
+        for fd in list(map(int, os.listdir("/proc/self/fd"))):
+            if fd not in keep:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        import io
+        sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
+        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8",
+                                      errors="backslashreplace", write_through=True)
+        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8",
+                                      errors="backslashreplace", write_through=True)
+        set_limits(cfg, job["timeout_ms"] / 1000.0)
+        install_seccomp(cfg["seccomp"])
+        out = run_script(job["script"], cfg)
+        if isinstance(out, dict):
+            out = json.dumps(out, ensure_ascii=False)
+        write_frame(res_w, out.encode("utf-8", "surrogatepass"))
+    except BaseException as e:  # the child must never return into the template's loop
+        code = 120
+        try:
+            write_frame(res_w, json.dumps({"error": "worker: %s" % describe(e, cfg),
+                                           "kind": "internal"}).encode())
+        except BaseException:
+            pass
+    os._exit(code)
+
+
+# ---------------------------------------------------------------- template
+
+
+class Child:
+    def __init__(self, pid, job_w, res_r, out_r):
+        self.pid, self.job_w, self.res_r, self.out_r = pid, job_w, res_r, out_r
+        self.pidfd = os.pidfd_open(pid)
+        self.reaped = False
+
+    def close(self):
+        for fd in (self.job_w, self.res_r, self.out_r, self.pidfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def fork_child(cfg):
+    job_r, job_w = os.pipe()
+    res_r, res_w = os.pipe()
+    out_r, out_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(job_w)
+        os.close(res_r)
+        os.close(out_r)
+        child_main(cfg, job_r, res_w, out_w)
+    for fd in (job_r, res_w, out_w):
+        os.close(fd)
+    child = Child(pid, job_w, res_r, out_r)
+    if os.read(res_r, 1) != b"W":
+        raise RuntimeError("job process died while warming up")
+    return child
+
+
+def descendants():
+    """Pids of every living process below this one (this process is a subreaper)."""
+    me = os.getpid()
+    parent = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name, "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        parent[int(name)] = int(fields[1])
+    found, frontier = set(), {me}
+    while frontier:
+        frontier = {p for p, pp in parent.items() if pp in frontier and p not in found}
+        found |= frontier
+    return found
+
+
+def reap():
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return False  # no children left at all
+        if pid == 0:
+            return True  # children remain
+
+
+def kill_all():
+    """SIGKILLs every process this job left behind and reaps them."""
+    for _ in range(1000):
+        if not reap():
+            return
+        for pid in descendants():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.001)
+    raise RuntimeError("could not kill the job's processes")
+
+
+def wipe(dirs):
+    for d in dirs:
+        for name in os.listdir(d):
+            p = os.path.join(d, name)
+            if os.path.isdir(p) and not os.path.islink(p):
+                for root, subdirs, _ in os.walk(p):
+                    for s in subdirs:
+                        try:
+                            os.chmod(os.path.join(root, s), 0o700)
+                        except OSError:
+                            pass
+                os.chmod(p, 0o700)
+                shutil.rmtree(p)
+            else:
+                os.unlink(p)
+
+
+def run_job(child, job, cfg):
+    """Runs one job on the waiting child; returns (meta, result_payload).
+
+    It returns as soon as the child's result frame is complete: the child
+    writes it after flushing stdout, so everything it printed is already in
+    the stdout pipe. Killing and reaping happen afterwards, in cleanup().
+    """
+    timeout = job["timeout_ms"] / 1000.0
+    start = time.monotonic()
+    try:
+        write_frame(child.job_w, json.dumps(job).encode())
+    except BrokenPipeError:
+        pass  # the child died while waiting; reported below as its exit status
+    out = Capture(cfg["stdout_limit"])
+    res = bytearray()
+    max_res = HEADER.size + cfg["result_limit"] + 4096
+    sel = selectors.DefaultSelector()
+    for fd in (child.out_r, child.res_r, child.pidfd):
+        sel.register(fd, selectors.EVENT_READ)
+    meta = {"type": "done"}
+    deadline = start + timeout
+    while "status" not in meta:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            meta["status"] = "timeout"
+            break
+        for key, _ in sel.select(left):
+            fd = key.fd
+            if fd == child.pidfd:
+                os.kill(child.pid, signal.SIGKILL)  # no-op unless only the leader exited
+                _, status = os.waitpid(child.pid, 0)
+                child.reaped = True
+                if os.WIFEXITED(status):
+                    meta.update(status="exited", exit_code=os.WEXITSTATUS(status))
+                else:
+                    meta.update(status="signaled", signal=os.WTERMSIG(status))
+                break
+            b = os.read(fd, 1 << 16)
+            if not b:
+                sel.unregister(fd)
+            elif fd == child.out_r:
+                out.add(b)
+            else:
+                res += b
+                if len(res) > max_res:
+                    meta["status"] = "result_too_large"
+                elif len(res) >= HEADER.size:
+                    (n,) = HEADER.unpack(res[:HEADER.size])
+                    if len(res) >= HEADER.size + n:
+                        meta["status"] = "result"
+    sel.close()
+    meta["elapsed_ms"] = int((time.monotonic() - start) * 1000)
+    if meta["status"] != "result":
+        # Without a result, stop every writer before the final drain.
+        cleanup(child, cfg, wipe_scratch=False)
+    out.drain(child.out_r)
+    if meta["status"] in ("exited", "signaled"):
+        res += drain(child.res_r, max_res - len(res))
+    body = b""
+    if meta["status"] in ("result", "exited", "signaled") and res:
+        body = bytes(res[HEADER.size:])
+        if len(res) < HEADER.size or HEADER.unpack(res[:HEADER.size])[0] != len(body):
+            body, meta["result_corrupt"] = b"", True
+    meta["stdout"] = out.text()
+    if out.total > out.limit:
+        meta["stdout_truncated"] = True
+        meta["stdout_bytes"] = out.total
+    return meta, body
+
+
+def drain(fd, limit):
+    """Reads what a pipe holds without blocking, up to limit bytes."""
+    os.set_blocking(fd, False)
+    buf = bytearray()
+    while len(buf) <= limit:
+        try:
+            b = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            break
+        if not b:
+            break
+        buf += b
+    return buf
+
+
+class Capture:
+    """Keeps the first limit bytes of a stream and counts the rest."""
+
+    def __init__(self, limit):
+        self.limit, self.buf, self.total = limit, bytearray(), 0
+
+    def add(self, b):
+        self.total += len(b)
+        if len(self.buf) < self.limit:
+            self.buf += b[:self.limit - len(self.buf)]
+
+    def drain(self, fd):
+        os.set_blocking(fd, False)
+        while True:
+            try:
+                b = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                return
+            if not b:
+                return
+            self.add(b)
+
+    def text(self):
+        return self.buf.decode("utf-8", "replace")
+
+
+def cleanup(child, cfg, wipe_scratch=True):
+    """Kills and reaps every process of the job; wipes the scratch directories."""
+    if not child.reaped:
+        try:
+            os.kill(child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(child.pid, 0)
+        child.reaped = True
+    kill_all()
+    if wipe_scratch:
+        wipe(cfg["scratch"])
+
+
+def serve(cfg):
+    child = fork_child(cfg)
+    send({"type": "ready"})
+    while True:
+        try:
+            job = json.loads(read_frame(CTL_IN))
+        except EOFError:
+            return
+        try:
+            meta, body = run_job(child, job, cfg)
+            send(meta)
+            write_frame(CTL_OUT, body)
+        finally:
+            cleanup(child, cfg)
+            child.close()
+        child = fork_child(cfg)
+        send({"type": "ready"})
+
+
+def self_test(cfg):
+    """Fails closed: the seccomp program must install in a child before any job runs."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            install_seccomp(cfg["seccomp"])
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        raise RuntimeError("cannot install the seccomp filter in a job process")
+
+
+def main():
+    os.umask(0o077)
+    try:
+        cfg = json.loads(read_frame(CTL_IN))
+    except EOFError:
+        return
+    try:
+        cfg["seccomp"] = base64.b64decode(cfg.get("seccomp") or "")
+        prctl(PR_SET_DUMPABLE, 0)
+        prctl(PR_SET_CHILD_SUBREAPER, 1)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        self_test(cfg)
+        if cfg["warm"]:
+            import numpy  # noqa: F401
+            import pandas  # noqa: F401
+        gc.collect()
+        gc.freeze()
+    except Exception as e:
+        send({"type": "fatal", "error": "worker start: %s: %s" % (type(e).__name__, e)})
+        sys.exit(1)
+    try:
+        serve(cfg)
+    except Exception as e:
+        try:
+            send({"type": "fatal", "error": "worker: %s: %s" % (type(e).__name__, e)})
+        except Exception:
+            pass
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
