@@ -24,6 +24,7 @@ template exits when fd 3 reaches EOF, so it never outlives the server.
 
 import base64
 import ctypes
+import errno
 import gc
 import json
 import os
@@ -46,6 +47,16 @@ PR_SET_CHILD_SUBREAPER = 36
 SECCOMP_MODE_FILTER = 2
 
 libc = ctypes.CDLL(None, use_errno=True)
+
+# A job may monkeypatch builtins, json and os in its own process. Bind what the
+# job process needs after main() returns to module globals now, so that such
+# patches cannot garble the result of the very job that made them.
+from builtins import (  # noqa: E402,A004
+    BaseException, Exception, MemoryError, OSError, SystemExit, TypeError, ValueError,
+    callable, dict, float, getattr, hasattr, int, isinstance, len, list, str, type,
+)
+_dumps = json.dumps
+_write, _exit, _getpid = os.write, os._exit, os.getpid
 
 
 class ProtocolError(Exception):
@@ -74,7 +85,7 @@ def write_frame(fd, payload):
     data = HEADER.pack(len(payload)) + payload
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[_write(fd, view):]
 
 
 def send(msg):
@@ -147,12 +158,12 @@ def finite(o):
 
 def encode_result(value):
     try:
-        return json.dumps({"result": value}, default=to_jsonable,
+        return _dumps({"result": value}, default=to_jsonable,
                           allow_nan=False, ensure_ascii=False)
     except ValueError as e:
         if "Out of range float" not in str(e):
             raise
-        return json.dumps({"result": finite(value)}, default=to_jsonable,
+        return _dumps({"result": finite(value)}, default=to_jsonable,
                           allow_nan=False, ensure_ascii=False)
 
 
@@ -162,8 +173,17 @@ def describe(exc, cfg):
             cfg["memory_bytes"] >> 20)
     if isinstance(exc, SystemExit):
         return "SystemExit: script called sys.exit(%s)" % (exc.code,)
-    if isinstance(exc, RecursionError):
-        return "RecursionError: %s" % exc
+    if isinstance(exc, BlockingIOError) and exc.errno == errno.EAGAIN:
+        return "%s: %s (a job may run at most %d processes and threads)" % (
+            type(exc).__name__, exc, cfg["nproc"])
+    if isinstance(exc, RuntimeError) and "can't start new thread" in str(exc):
+        return "RuntimeError: can't start new thread (a job may run at most %d processes and threads)" % cfg["nproc"]
+    if isinstance(exc, OSError) and exc.errno == errno.EFBIG:
+        return "OSError: file too large (a job may write files of at most %d MiB)" % (cfg["fsize_bytes"] >> 20)
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return "OSError: no space left in the job's scratch space (%d MiB)" % (cfg["fsize_bytes"] >> 20)
+    if isinstance(exc, OSError) and exc.errno == errno.EMFILE:
+        return "OSError: too many open files (a job may open at most %d)" % cfg["nofile"]
     msg = str(exc)
     name = type(exc).__name__
     return "%s: %s" % (name, msg) if msg else name
@@ -238,6 +258,8 @@ def set_limits(cfg, timeout_s):
 def child_main(cfg, job_r, res_w, out_w):
     """Runs in the forked child. Never returns."""
     code = 0
+    me = os.getpid()
+    nonce = b""
     try:
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         os.close(CTL_IN)
@@ -249,6 +271,7 @@ def child_main(cfg, job_r, res_w, out_w):
             job = json.loads(read_frame(job_r))
         except EOFError:
             os._exit(0)
+        nonce = job.pop("nonce").encode()
         os.chdir(cfg["scratch"][0])
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)
@@ -270,17 +293,21 @@ def child_main(cfg, job_r, res_w, out_w):
         set_limits(cfg, job["timeout_ms"] / 1000.0)
         install_seccomp(cfg["seccomp"])
         out = run_script(job["script"], cfg)
+        if _getpid() != me:
+            _exit(0)  # a process the script forked: only the job process answers
         if isinstance(out, dict):
-            out = json.dumps(out, ensure_ascii=False)
-        write_frame(res_w, out.encode("utf-8", "surrogatepass"))
+            out = _dumps(out, ensure_ascii=False)
+        write_frame(res_w, nonce + out.encode("utf-8", "surrogatepass"))
     except BaseException as e:  # the child must never return into the template's loop
         code = 120
         try:
-            write_frame(res_w, json.dumps({"error": "worker: %s" % describe(e, cfg),
-                                           "kind": "internal"}).encode())
+            if _getpid() != me:
+                _exit(0)
+            write_frame(res_w, nonce + _dumps({"error": "worker: %s" % describe(e, cfg),
+                                                   "kind": "internal"}).encode())
         except BaseException:
             pass
-    os._exit(code)
+    _exit(code)
 
 
 # ---------------------------------------------------------------- template
@@ -441,8 +468,12 @@ def run_job(child, job, cfg):
     body = b""
     if meta["status"] in ("result", "exited", "signaled") and res:
         body = bytes(res[HEADER.size:])
-        if len(res) < HEADER.size or HEADER.unpack(res[:HEADER.size])[0] != len(body):
+        nonce = job["nonce"].encode()
+        if (len(res) < HEADER.size or HEADER.unpack(res[:HEADER.size])[0] != len(body)
+                or not body.startswith(nonce)):
             body, meta["result_corrupt"] = b"", True
+        else:
+            body = body[len(nonce):]
     meta["stdout"] = out.text()
     if out.total > out.limit:
         meta["stdout_truncated"] = True
@@ -513,6 +544,9 @@ def serve(cfg):
             job = json.loads(read_frame(CTL_IN))
         except EOFError:
             return
+        # Only the job process learns the nonce, after fork: a script that
+        # writes blind frames to its fds cannot pass them off as its result.
+        job["nonce"] = os.urandom(16).hex()
         try:
             meta, body = run_job(child, job, cfg)
             send(meta)

@@ -59,12 +59,10 @@ type meta struct {
 	Error           string `json:"error"` // type "fatal"
 }
 
-// childResult is the frame the job process writes after main() returns.
-type childResult struct {
-	Result *json.RawMessage `json:"result"`
-	Error  *string          `json:"error"`
-	Kind   string           `json:"kind"`
-}
+// childResult is the frame the job process writes after main() returns:
+// {"result": value} or {"error": "...", "kind": "..."}. Presence matters
+// ("result": null is a result), so it is decoded key by key.
+type childResult map[string]json.RawMessage
 
 var childKinds = map[string]Kind{
 	"syntax":       KindSyntax,
@@ -97,17 +95,24 @@ func outcome(m *meta, body []byte, job Job, lim Limits) Outcome {
 		return fail(KindResultLimit, "Result too large: exceeds the result limit of %d bytes", lim.ResultBytes)
 	case len(body) > 0:
 		var r childResult
-		if err := json.Unmarshal(body, &r); err != nil || (r.Result == nil) == (r.Error == nil) {
+		var msg, kind string
+		err := json.Unmarshal(body, &r)
+		result, isResult := r["result"]
+		if err == nil && !isResult {
+			err = json.Unmarshal(r["error"], &msg)
+			json.Unmarshal(r["kind"], &kind)
+		}
+		if err != nil || len(r) == 0 || (isResult && len(r) != 1) {
 			return fail(KindCorrupt, "The script wrote to the worker's private result channel; its result was discarded")
 		}
-		if r.Error != nil {
-			k, ok := childKinds[r.Kind]
+		if !isResult {
+			k, ok := childKinds[kind]
 			if !ok {
 				k = KindException
 			}
-			return fail(k, "%s", *r.Error)
+			return fail(k, "%s", msg)
 		}
-		o.Kind, o.Result = KindOK, *r.Result
+		o.Kind, o.Result = KindOK, result
 		return o
 	case m.Status == "signaled":
 		return fail(signalKind(m.Signal), "%s", signalMessage(m.Signal, lim))
