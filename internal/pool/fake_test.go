@@ -1,0 +1,124 @@
+package pool
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/python-executor/python-executor/internal/worker"
+)
+
+// The test binary doubles as a fake worker, the way os/exec's tests do: when
+// started with PYEXEC_FAKE_WORKER set it speaks the worker protocol on fds 3
+// and 4 and misbehaves on request. The script of a job picks the behaviour.
+const fakeEnv = "PYEXEC_FAKE_WORKER"
+
+// fakeBinary is a world-executable copy of the test binary: workers drop to
+// an unprivileged uid when the tests run as root.
+var fakeBinary string
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(fakeEnv); mode != "" {
+		fakeWorker(mode)
+		os.Exit(0)
+	}
+	dir, err := os.MkdirTemp("", "pool-test-")
+	if err == nil {
+		err = copyExecutable(dir)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "setting up fake worker:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func copyExecutable(dir string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	src, err := os.Open(self)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	fakeBinary = filepath.Join(dir, "fake-worker")
+	dst, err := os.OpenFile(fakeBinary, os.O_CREATE|os.O_WRONLY, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		return err
+	}
+	if err := dst.Close(); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o755)
+}
+
+func fakeWorker(mode string) {
+	in, out := os.NewFile(3, "in"), os.NewFile(4, "out")
+	send := func(v any) {
+		b, _ := json.Marshal(v)
+		worker.WriteFrame(out, b)
+	}
+	if _, err := worker.ReadFrame(in, worker.MaxFrame); err != nil {
+		os.Exit(1)
+	}
+	switch mode {
+	case "fatal":
+		send(map[string]string{"type": "fatal", "error": "cannot install the seccomp filter"})
+		os.Exit(1)
+	case "silent":
+		time.Sleep(time.Hour)
+	}
+	send(map[string]string{"type": "ready"})
+	for {
+		b, err := worker.ReadFrame(in, worker.MaxFrame)
+		if err != nil {
+			os.Exit(0) // the server went away: so do we
+		}
+		var job struct{ Script string }
+		json.Unmarshal(b, &job)
+		switch verb, arg, _ := strings.Cut(job.Script, ":"); verb {
+		case "hang":
+			time.Sleep(time.Hour)
+		case "crash":
+			os.Exit(3)
+		case "garbage":
+			out.Write([]byte("this is not a frame at all"))
+			time.Sleep(time.Hour)
+		case "huge":
+			out.Write([]byte{0x7f, 0xff, 0xff, 0xff})
+			time.Sleep(time.Hour)
+		case "notready":
+			send(map[string]any{"type": "done", "status": "result"})
+			worker.WriteFrame(out, []byte(`{"result": 1}`))
+			os.Exit(0)
+		case "grandchild":
+			// A grandchild that holds the pipes and ignores the worker's death.
+			cmd := exec.Command("/bin/sleep", "3600")
+			cmd.ExtraFiles = []*os.File{in, out}
+			cmd.Start()
+			time.Sleep(time.Hour)
+		case "sleep":
+			d, _ := time.ParseDuration(arg)
+			time.Sleep(d)
+			fallthrough
+		default:
+			send(map[string]any{"type": "done", "status": "result", "stdout": "pid " + fmt.Sprint(os.Getpid())})
+			r, _ := json.Marshal(map[string]string{"result": job.Script})
+			worker.WriteFrame(out, r)
+			send(map[string]string{"type": "ready"})
+		}
+	}
+}
