@@ -575,6 +575,10 @@ def self_test(cfg):
 def main():
     os.umask(0o077)
     try:
+        os.close(5)  # the program's own source, already read
+    except OSError:
+        pass
+    try:
         cfg = json.loads(read_frame(CTL_IN))
     except EOFError:
         return

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -54,19 +52,6 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 			Msg("running WITHOUT namespace isolation: jobs can read the host filesystem; see SECURITY.md")
 	}
 
-	dir, err := os.MkdirTemp("", "python-executor-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	program := filepath.Join(dir, "worker.py")
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(program, python.Worker, 0o644); err != nil {
-		return err
-	}
-
 	limits := worker.Limits{
 		MemoryBytes: cfg.MemoryMB << 20,
 		StdoutBytes: cfg.StdoutLimitBytes,
@@ -84,7 +69,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		Logger:          log.With().Str("component", "pool").Logger(),
 		Worker: worker.Config{
 			Python:       cfg.Python,
-			Program:      program,
+			Program:      python.Worker,
 			Sandbox:      sb,
 			Limits:       limits,
 			StartTimeout: cfg.StartTimeout,

@@ -26,7 +26,7 @@ func newTestPool(t *testing.T, mode string, cfg Config) *Pool {
 	}
 	cfg.Worker = worker.Config{
 		Python:       fakeBinary,
-		Program:      "/dev/null",
+		Program:      []byte("fake"),
 		Sandbox:      sb,
 		Limits:       worker.Limits{StdoutBytes: 1 << 16, ResultBytes: 1 << 16},
 		StartTimeout: 5 * time.Second,
@@ -212,7 +212,7 @@ func TestStartFailureFailsNew(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = New(context.Background(), Config{Size: 2, Worker: worker.Config{
-		Python: fakeBinary, Program: "/dev/null", Sandbox: sb, StartTimeout: 5 * time.Second,
+		Python: fakeBinary, Program: []byte("fake"), Sandbox: sb, StartTimeout: 5 * time.Second,
 	}})
 	var se *worker.StartError
 	if !errors.As(err, &se) || !strings.Contains(se.Error(), "seccomp") {
@@ -228,7 +228,7 @@ func TestStartTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = New(context.Background(), Config{Size: 1, Worker: worker.Config{
-		Python: fakeBinary, Program: "/dev/null", Sandbox: sb, StartTimeout: 200 * time.Millisecond,
+		Python: fakeBinary, Program: []byte("fake"), Sandbox: sb, StartTimeout: 200 * time.Millisecond,
 	}})
 	if !errors.Is(err, worker.ErrUnresponsive) && !strings.Contains(errString(err), "unresponsive") {
 		t.Fatalf("New = %v, want a start timeout", err)

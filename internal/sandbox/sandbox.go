@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -91,18 +92,24 @@ type Process struct {
 	Cleanup func()
 }
 
+// ProgramFD is the file descriptor on which the worker program's source must
+// be open in the started process (cmd.ExtraFiles[ProgramFD-3]). Reading the
+// program from a descriptor means no file of the server's has to be visible
+// to, or readable by, the worker's uid.
+const ProgramFD = 5
+
 // workerPath is where the worker program appears inside the namespaces sandbox.
 const workerPath = "/opt/python-executor/worker.py"
 
 // Command returns a process that runs python on the worker program inside a
 // new sandbox. python must be an absolute path under /usr so that it exists
-// inside the sandbox too.
-func (s *Sandbox) Command(python, program string) (*Process, error) {
-	if !filepath.IsAbs(python) || !filepath.IsAbs(program) {
-		return nil, fmt.Errorf("python %q and worker %q must be absolute paths", python, program)
+// inside the sandbox too. The caller supplies the program on ProgramFD.
+func (s *Sandbox) Command(python string) (*Process, error) {
+	if !filepath.IsAbs(python) {
+		return nil, fmt.Errorf("python %q must be an absolute path", python)
 	}
 	if s.level == LevelNamespaces {
-		args := append(s.bwrapArgs(program), "--", python, "-I", "-B", workerPath)
+		args := append(s.bwrapArgs(true), "--", python, "-I", "-B", workerPath)
 		cmd := exec.Command(s.bwrap, args...)
 		cmd.Args[0] = "python-executor-sandbox"
 		cmd.Env = s.env("/tmp")
@@ -120,8 +127,7 @@ func (s *Sandbox) Command(python, program string) (*Process, error) {
 			return nil, fmt.Errorf("handing scratch directory to uid %d: %w", s.cfg.UID, err)
 		}
 	}
-	cmd := exec.Command(python, "-I", "-B", program)
-	cmd.Args[0] = "python-executor-worker"
+	cmd := exec.Command(python, "-I", "-B", "/dev/fd/"+strconv.Itoa(ProgramFD))
 	cmd.Env = s.env(dir)
 	cmd.Dir = dir
 	cmd.SysProcAttr = s.sysProcAttr()

@@ -63,7 +63,7 @@ func (s *Sandbox) probeNamespaces() error {
 	s.bwrap = path
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	args := append(s.bwrapArgs("/dev/null"), "--", "/bin/sh", "-c",
+	args := append(s.bwrapArgs(false), "--", "/bin/sh", "-c",
 		`test "$(cat /proc/self/stat | cut -d' ' -f1)" -lt 10 && test ! -e /sys/class/net/eth0 && test "$(ls /sys/class/net 2>/dev/null || echo lo)" = lo && echo ok`)
 	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.Env = s.env("/tmp")
@@ -91,9 +91,9 @@ func (s *Sandbox) sysProcAttr() *syscall.SysProcAttr {
 	return attr
 }
 
-// bwrapArgs are the bubblewrap options for one worker sandbox; program is
-// bound read-only at workerPath.
-func (s *Sandbox) bwrapArgs(program string) []string {
+// bwrapArgs are the bubblewrap options for one worker sandbox; with program,
+// the worker program is copied from ProgramFD to workerPath.
+func (s *Sandbox) bwrapArgs(program bool) []string {
 	size := strconv.FormatInt(s.cfg.ScratchBytes, 10)
 	args := []string{
 		"--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc",
@@ -114,13 +114,13 @@ func (s *Sandbox) bwrapArgs(program string) []string {
 		args = append(args, "--ro-bind-try", f, f)
 	}
 	args = append(args,
-		"--ro-bind", program, workerPath,
 		"--proc", "/proc",
 		"--dev", "/dev",
 		"--size", size, "--tmpfs", "/tmp",
 		"--size", size, "--tmpfs", "/dev/shm",
-		"--remount-ro", "/",
-		"--chdir", "/tmp",
 	)
-	return args
+	if program {
+		args = append(args, "--ro-bind-data", strconv.Itoa(ProgramFD), workerPath)
+	}
+	return append(args, "--remount-ro", "/", "--chdir", "/tmp")
 }

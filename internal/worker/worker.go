@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/python-executor/python-executor/internal/sandbox"
 )
@@ -33,7 +34,7 @@ type Limits struct {
 // Config describes how to start a worker.
 type Config struct {
 	Python  string // absolute path of the interpreter
-	Program string // absolute path of worker.py on the host
+	Program []byte // source of worker.py
 	// Warm pre-imports numpy and pandas in the template and warms each job
 	// child. Cold workers (Warm false) import nothing ahead of the script.
 	Warm    bool
@@ -70,7 +71,12 @@ func Start(ctx context.Context, cfg Config) (_ *Worker, retErr error) {
 	if err != nil {
 		return nil, &StartError{Reason: err.Error()}
 	}
-	proc, err := cfg.Sandbox.Command(cfg.Python, cfg.Program)
+	program, err := programFile(cfg.Program)
+	if err != nil {
+		return nil, &StartError{Reason: err.Error()}
+	}
+	defer program.Close()
+	proc, err := cfg.Sandbox.Command(cfg.Python)
 	if err != nil {
 		return nil, &StartError{Reason: err.Error()}
 	}
@@ -99,7 +105,7 @@ func Start(ctx context.Context, cfg Config) (_ *Worker, retErr error) {
 	cmd.Stdin = nil
 	cmd.Stdout = nil
 	cmd.Stderr = w.stderr
-	cmd.ExtraFiles = []*os.File{inR, outW}
+	cmd.ExtraFiles = []*os.File{inR, outW, program} // fds 3, 4 and sandbox.ProgramFD
 	cmd.WaitDelay = time.Second
 
 	// Pdeathsig fires when the creating OS thread exits: keep this goroutine
@@ -144,6 +150,29 @@ func Start(ctx context.Context, cfg Config) (_ *Worker, retErr error) {
 		return nil, w.startError(err)
 	}
 	return w, nil
+}
+
+// programFile returns a sealed in-memory file holding the worker program.
+func programFile(src []byte) (*os.File, error) {
+	fd, err := unix.MemfdCreate("worker.py", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, fmt.Errorf("memfd_create: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "worker.py")
+	if _, err := f.Write(src); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, err
+	}
+	_, err = unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_SEAL|unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("sealing worker program: %w", err)
+	}
+	return f, nil
 }
 
 func (w *Worker) startError(err error) error {

@@ -1,0 +1,269 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// These tests run the real server binary with real Python workers.
+
+var (
+	binary string  // the server, built once by TestMain
+	shared *server // one server for the tests that need no special flags
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "python-executor-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	binary = filepath.Join(dir, "python-executor")
+	build := exec.Command("go", "build", "-race", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building server:", err)
+		return 1
+	}
+	shared, err = start("--pool-size", "2")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting shared server:", err)
+		return 1
+	}
+	code := m.Run()
+	if err := shared.stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping shared server:", err)
+		code = 1
+	}
+	return code
+}
+
+type server struct {
+	URL  string
+	cmd  *exec.Cmd
+	mark string // PYEXEC_TEST_MARK: passed to every worker, to find them in /proc
+	logs *logBuffer
+	done chan struct{}
+	err  error // Wait's result, once done is closed
+}
+
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// startServer starts a server with extra flags for one test and stops it,
+// checking that no worker survives, when the test ends.
+func startServer(t *testing.T, args ...string) *server {
+	t.Helper()
+	s, err := start(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.stop(); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", s.logs)
+		}
+	})
+	return s
+}
+
+var servers atomic.Int64
+
+func start(args ...string) (*server, error) {
+	mark := fmt.Sprintf("%d-%d", os.Getpid(), servers.Add(1))
+	cmd := exec.Command(binary, append([]string{"--addr", "127.0.0.1:0", "--log-level", "debug",
+		"--pass-env", "PYEXEC_TEST_MARK"}, args...)...)
+	cmd.Env = []string{"PYEXEC_TEST_MARK=" + mark, "PATH=/usr/bin:/bin"}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	s := &server{cmd: cmd, mark: mark, logs: &logBuffer{}, done: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			s.logs.Write([]byte(line + "\n"))
+			var ev struct{ Message, Addr string }
+			if json.Unmarshal([]byte(line), &ev) == nil && ev.Message == "listening" {
+				addr <- ev.Addr
+			}
+		}
+		s.err = cmd.Wait()
+		close(s.done)
+	}()
+	select {
+	case a := <-addr:
+		s.URL = "http://" + a
+		return s, nil
+	case <-s.done:
+		return nil, fmt.Errorf("server exited before listening: %v\n%s", s.err, s.logs)
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		return nil, fmt.Errorf("server did not start in 60s:\n%s", s.logs)
+	}
+}
+
+// stop sends SIGTERM, waits for a clean exit and checks no worker is left.
+func (s *server) stop() error {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(60 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.done
+		return fmt.Errorf("server did not stop within 60s of SIGTERM")
+	}
+	if s.err != nil {
+		return fmt.Errorf("server exited with %v:\n%s", s.err, s.logs)
+	}
+	return s.noWorkersLeft()
+}
+
+func (s *server) noWorkersLeft() error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pids := s.workerPids()
+		if len(pids) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("worker processes outlived the server: %v", pids)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// workerPids lists the live processes, other than the server, that carry the
+// server's mark in their environment: its workers and their job processes.
+func (s *server) workerPids() []int {
+	want := []byte("PYEXEC_TEST_MARK=" + s.mark + "\x00")
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil || pid == s.cmd.Process.Pid {
+			continue
+		}
+		if bytes.Contains(env, want) {
+			if stat, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil && strings.Contains(string(stat), ") Z ") {
+				continue // a zombie is dead already
+			}
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// reply is a decoded /execute response.
+type reply struct {
+	Status int
+	Header http.Header
+	Body   map[string]any
+	Raw    string
+}
+
+func (s *server) execute(t *testing.T, body string) reply {
+	t.Helper()
+	return s.executeCtx(t, context.Background(), body)
+}
+
+func (s *server) executeCtx(t *testing.T, ctx context.Context, body string) reply {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/execute", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return do(t, req)
+}
+
+func do(t *testing.T, req *http.Request) reply {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := reply{Status: resp.StatusCode, Header: resp.Header, Raw: string(raw)}
+	if err := json.Unmarshal(raw, &r.Body); err != nil {
+		t.Fatalf("response is not a JSON object: %v: %q", err, raw)
+	}
+	return r
+}
+
+// script builds an /execute body from Python source.
+func script(src string) string {
+	b, _ := json.Marshal(map[string]string{"script": src})
+	return string(b)
+}
+
+// scriptWithTimeout builds a body with a timeout in seconds.
+func scriptWithTimeout(src string, seconds float64) string {
+	b, _ := json.Marshal(map[string]any{"script": src, "timeout": seconds})
+	return string(b)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }
