@@ -241,7 +241,9 @@ func TestGracefulShutdownFinishesRunningJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := make(chan reply, 1)
-	go func() { res <- s.execute(t, script("import time\ndef main():\n    time.sleep(1)\n    return 'finished'")) }()
+	go func() {
+		res <- s.execute(t, script("import time\ndef main():\n    time.sleep(1)\n    return 'finished'"))
+	}()
 	time.Sleep(300 * time.Millisecond)
 	if err := s.stop(); err != nil {
 		t.Fatal(err)

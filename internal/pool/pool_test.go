@@ -79,7 +79,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func job(script string) worker.Job { return worker.Job{Script: script, Timeout: 200 * time.Millisecond} }
+func job(script string) worker.Job {
+	return worker.Job{Script: script, Timeout: 200 * time.Millisecond}
+}
 
 func TestRunReusesCleanWorker(t *testing.T) {
 	p := newTestPool(t, "ok", Config{Size: 1})

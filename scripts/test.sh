@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every check and test, installing what they need first. Exits non-zero
+# when anything fails. Extra arguments go to go test: test.sh -run TestSeed
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted"; exit 1; fi
+echo "== go vet"
+go vet ./...
+echo "== staticcheck"
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+echo "== python syntax"
+/usr/bin/python3 -m py_compile python/worker.py
+echo "== go test -race"
+go test -race -count=1 -timeout 20m "$@" ./...
+echo "== fuzz frame decoder (10s)"
+go test -run '^$' -fuzz FuzzReadFrame -fuzztime 10s ./internal/worker/
