@@ -262,6 +262,7 @@ def child_main(cfg, job_r, res_w, out_w):
     nonce = b""
     try:
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        os.setsid()  # its own process group: kill(0) cannot reach the template
         os.close(CTL_IN)
         os.close(CTL_OUT)
         if cfg["warm"]:

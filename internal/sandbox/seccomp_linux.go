@@ -3,7 +3,7 @@ package sandbox
 import (
 	"encoding/binary"
 	"fmt"
-	"sync"
+	"os"
 
 	seccomp "github.com/elastic/go-seccomp-bpf"
 	"github.com/elastic/go-seccomp-bpf/arch"
@@ -36,26 +36,63 @@ var deniedSyscalls = []string{
 	"semget", "semop", "semtimedop", "semctl",
 }
 
-var seccompOnce = sync.OnceValues(buildSeccomp)
+// signalSyscalls take a target pid (or tgid) as their first argument.
+var signalSyscalls = []string{"kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_open"}
 
-// Seccomp returns the job filter as a classic BPF program: sock_filter records
+// equal32 matches when the low 32 bits of argument arg equal v, whatever the
+// high bits hold: the kernel truncates an int argument, so kill(0x100000002)
+// signals pid 2. The library compares 64 bits for Equal, so the match is built
+// from its bit tests: every bit of v set, and no other low bit.
+func equal32(arg uint32, v uint32) []seccomp.Condition {
+	conds := []seccomp.Condition{{Argument: arg, Operation: seccomp.BitsNotSet, Value: uint64(^v)}}
+	for bit := uint32(1); bit != 0; bit <<= 1 {
+		if v&bit != 0 {
+			conds = append(conds, seccomp.Condition{Argument: arg, Operation: seccomp.BitsSet, Value: uint64(bit)})
+		}
+	}
+	return conds
+}
+
+// JobFilter returns the seccomp filter for the jobs of the worker whose
+// launcher has pid workerPid (see Seccomp).
+func (s *Sandbox) JobFilter(workerPid int) ([]byte, error) {
+	if s.level == LevelNamespaces {
+		// Inside the sandbox: 1 is bubblewrap's init, 2 the template.
+		return Seccomp([]int{1, 2})
+	}
+	return Seccomp([]int{workerPid, os.Getpid()})
+}
+
+// Seccomp returns a job filter as a classic BPF program: sock_filter records
 // of 8 bytes, in host byte order, ready for prctl(PR_SET_SECCOMP). The
-// filter kills any process that uses a foreign syscall ABI (i386 on
-// amd64; the library refuses x32), refuses deniedSyscalls and every socket family
-// but AF_UNIX with EPERM, and allows the rest.
-func Seccomp() ([]byte, error) { return seccompOnce() }
-
-func buildSeccomp() ([]byte, error) {
+// filter
+//   - kills any process that uses a foreign syscall ABI (i386 on amd64; the
+//     library refuses x32 with ENOSYS),
+//   - refuses deniedSyscalls, and sockets of every family but AF_UNIX,
+//   - refuses to signal (or open a pidfd on) the protected pids, and every
+//     negative target: process groups and kill(-1), "everyone",
+//
+// all with EPERM, and allows the rest.
+func Seccomp(protected []int) ([]byte, error) {
+	var signals []seccomp.NameWithConditions
+	for _, name := range signalSyscalls {
+		// Negative in 32 bits: the sign bit of the low word.
+		signals = append(signals, seccomp.NameWithConditions{Name: name,
+			Conditions: []seccomp.Condition{{Argument: 0, Operation: seccomp.BitsSet, Value: 1 << 31}}})
+		for _, pid := range protected {
+			signals = append(signals, seccomp.NameWithConditions{Name: name, Conditions: equal32(0, uint32(pid))})
+		}
+	}
 	policy := seccomp.Policy{
 		DefaultAction: seccomp.ActionAllow,
+		// A syscall must appear in one group only: once its number
+		// matches, the library does not look at later groups.
 		Syscalls: []seccomp.SyscallGroup{
 			{Action: seccomp.ActionErrno, Names: deniedSyscalls},
-			{Action: seccomp.ActionErrno, NamesWithCondtions: []seccomp.NameWithConditions{{
-				Name: "socket",
-				Conditions: []seccomp.Condition{{
-					Argument: 0, Operation: seccomp.NotEqual, Value: unix.AF_UNIX,
-				}},
-			}}},
+			{Action: seccomp.ActionErrno, NamesWithCondtions: append(signals, seccomp.NameWithConditions{
+				Name:       "socket",
+				Conditions: []seccomp.Condition{{Argument: 0, Operation: seccomp.NotEqual, Value: unix.AF_UNIX}},
+			})},
 		},
 	}
 	native, err := arch.GetInfo("")

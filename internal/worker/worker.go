@@ -67,10 +67,6 @@ const grace = 3 * time.Second
 // Start launches a worker and waits until it has a warm job child ready.
 // A worker that cannot be brought up is torn down before Start returns.
 func Start(ctx context.Context, cfg Config) (_ *Worker, retErr error) {
-	filter, err := sandbox.Seccomp()
-	if err != nil {
-		return nil, &StartError{Reason: err.Error()}
-	}
 	program, err := programFile(cfg.Program)
 	if err != nil {
 		return nil, &StartError{Reason: err.Error()}
@@ -129,6 +125,10 @@ func Start(ctx context.Context, cfg Config) (_ *Worker, retErr error) {
 		}
 	}()
 
+	filter, err := cfg.Sandbox.JobFilter(cmd.Process.Pid)
+	if err != nil {
+		return nil, &StartError{Reason: err.Error()}
+	}
 	conf, err := json.Marshal(map[string]any{
 		"seccomp":      base64.StdEncoding.EncodeToString(filter),
 		"warm":         cfg.Warm,
