@@ -101,6 +101,9 @@ func (s *Sandbox) bwrapArgs(program bool) []string {
 		"--uid", "1000", "--gid", "1000", "--hostname", "sandbox",
 		"--die-with-parent", "--new-session", "--cap-drop", "ALL",
 		"--ro-bind", "/usr", "/usr",
+		// /usr/local holds what was installed by hand (toolchains, the
+		// server itself in the image), not Debian's Python packages.
+		"--tmpfs", "/usr/local", "--remount-ro", "/usr/local",
 	}
 	// Merged-/usr hosts have /bin, /lib... as symlinks; others as directories.
 	for _, d := range []string{"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"} {
