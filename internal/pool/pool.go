@@ -98,7 +98,7 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 		if err != nil {
 			return nil, err
 		}
-		w.Kill()
+		w.Close()
 		return p, nil
 	}
 	var err error
@@ -133,7 +133,7 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 
 func (p *Pool) spawn(ctx context.Context, warm bool) (*worker.Worker, error) {
 	cfg := p.cfg.Worker
-	cfg.Warm = warm
+	cfg.Warm, cfg.OneShot = warm, !warm
 	ctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
 	defer cancel()
 	start := time.Now()
@@ -276,7 +276,7 @@ func (p *Pool) runCold(ctx context.Context, job worker.Job) (worker.Outcome, err
 	if err != nil {
 		return worker.Outcome{}, err
 	}
-	defer w.Kill()
+	defer w.Close()
 	return w.Run(ctx, job)
 }
 

@@ -232,17 +232,10 @@ func TestStartTimeout(t *testing.T) {
 	_, err = New(context.Background(), Config{Size: 1, Worker: worker.Config{
 		Python: fakeBinary, Program: []byte("fake"), Sandbox: sb, StartTimeout: 200 * time.Millisecond,
 	}})
-	if !errors.Is(err, worker.ErrUnresponsive) && !strings.Contains(errString(err), "unresponsive") {
+	if !errors.Is(err, worker.ErrUnresponsive) || !strings.Contains(err.Error(), "not ready within 200ms") {
 		t.Fatalf("New = %v, want a start timeout", err)
 	}
 	assertNoWorkers(t)
-}
-
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
 }
 
 func TestCloseKillsRunningJobsAfterGrace(t *testing.T) {

@@ -20,16 +20,18 @@ var (
 // StartError reports a worker that could not be brought up, with what the
 // worker said about it when it said anything.
 type StartError struct {
-	Reason string // worker's own message or the Go-side failure
+	Err    error  // the worker's own message or the Go-side failure
 	Stderr string // tail of the interpreter's stderr
 }
 
 func (e *StartError) Error() string {
 	if e.Stderr != "" {
-		return fmt.Sprintf("starting worker: %s (stderr: %s)", e.Reason, e.Stderr)
+		return fmt.Sprintf("starting worker: %v (stderr: %s)", e.Err, e.Stderr)
 	}
-	return "starting worker: " + e.Reason
+	return fmt.Sprintf("starting worker: %v", e.Err)
 }
+
+func (e *StartError) Unwrap() error { return e.Err }
 
 // ExitError describes how a worker process ended.
 type ExitError struct {

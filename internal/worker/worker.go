@@ -37,7 +37,10 @@ type Config struct {
 	Program []byte // source of worker.py
 	// Warm pre-imports numpy and pandas in the template and warms each job
 	// child. Cold workers (Warm false) import nothing ahead of the script.
-	Warm    bool
+	Warm bool
+	// OneShot workers exit after their first job instead of preparing the
+	// next one (cold mode).
+	OneShot bool
 	Sandbox *sandbox.Sandbox
 	Limits  Limits
 	// StartTimeout bounds Start and WaitReady.
@@ -69,24 +72,24 @@ const grace = 3 * time.Second
 func Start(ctx context.Context, cfg Config) (_ *Worker, retErr error) {
 	program, err := programFile(cfg.Program)
 	if err != nil {
-		return nil, &StartError{Reason: err.Error()}
+		return nil, &StartError{Err: err}
 	}
 	defer program.Close()
 	proc, err := cfg.Sandbox.Command(cfg.Python)
 	if err != nil {
-		return nil, &StartError{Reason: err.Error()}
+		return nil, &StartError{Err: err}
 	}
 	inR, inW, err := os.Pipe()
 	if err != nil {
 		proc.Cleanup()
-		return nil, &StartError{Reason: err.Error()}
+		return nil, &StartError{Err: err}
 	}
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		proc.Cleanup()
 		inR.Close()
 		inW.Close()
-		return nil, &StartError{Reason: err.Error()}
+		return nil, &StartError{Err: err}
 	}
 	w := &Worker{
 		cfg:     cfg,
@@ -115,7 +118,7 @@ func Start(ctx context.Context, cfg Config) (_ *Worker, retErr error) {
 		proc.Cleanup()
 		inW.Close()
 		outR.Close()
-		return nil, &StartError{Reason: err.Error()}
+		return nil, &StartError{Err: err}
 	}
 	w.log = cfg.Logger.With().Int("pid", cmd.Process.Pid).Logger()
 	go w.wait()
@@ -127,11 +130,12 @@ func Start(ctx context.Context, cfg Config) (_ *Worker, retErr error) {
 
 	filter, err := cfg.Sandbox.JobFilter(cmd.Process.Pid)
 	if err != nil {
-		return nil, &StartError{Reason: err.Error()}
+		return nil, &StartError{Err: err}
 	}
 	conf, err := json.Marshal(map[string]any{
 		"seccomp":      base64.StdEncoding.EncodeToString(filter),
 		"warm":         cfg.Warm,
+		"one_shot":     cfg.OneShot,
 		"scratch":      proc.Scratch,
 		"memory_bytes": cfg.Limits.MemoryBytes,
 		"stdout_limit": cfg.Limits.StdoutBytes,
@@ -141,12 +145,15 @@ func Start(ctx context.Context, cfg Config) (_ *Worker, retErr error) {
 		"nofile":       cfg.Limits.OpenFiles,
 	})
 	if err != nil {
-		return nil, &StartError{Reason: err.Error()}
+		return nil, &StartError{Err: err}
 	}
 	if err := WriteFrame(w.in, conf); err != nil {
 		return nil, w.startError(fmt.Errorf("sending config: %w", err))
 	}
 	if err := w.WaitReady(ctx); err != nil {
+		if errors.Is(err, ErrUnresponsive) || errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("%w: not ready within %s", ErrUnresponsive, cfg.StartTimeout)
+		}
 		return nil, w.startError(err)
 	}
 	return w, nil
@@ -181,7 +188,7 @@ func (w *Worker) startError(err error) error {
 	case <-w.exited:
 	case <-time.After(100 * time.Millisecond):
 	}
-	return &StartError{Reason: err.Error(), Stderr: w.stderr.String()}
+	return &StartError{Err: err, Stderr: w.stderr.String()}
 }
 
 // Pid returns the process id of the worker (the sandbox launcher at
@@ -291,6 +298,19 @@ func (w *Worker) deadErr(err error) error {
 		return ErrExited
 	}
 	return err
+}
+
+// Close lets a worker that has finished its work exit on its own (a OneShot
+// worker after its job; any worker once its control pipe closes), waiting up
+// to a second, then kills it. Exiting on its own lets every process of the
+// sandbox be reaped, so their CPU time is accounted to the server.
+func (w *Worker) Close() {
+	w.in.Close()
+	select {
+	case <-w.exited:
+	case <-time.After(time.Second):
+	}
+	w.Kill()
 }
 
 // Kill SIGKILLs the worker's whole process group (and with it, at
