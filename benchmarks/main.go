@@ -14,7 +14,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -24,7 +23,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -92,7 +90,7 @@ func run(duration time.Duration, concurrency, only string, poolSize int, binary 
 	}
 	defer cold.stop()
 	time.Sleep(500 * time.Millisecond) // let the pool settle before measuring memory
-	warmPSS, workers := treePSS(warm.cmd.Process.Pid)
+	warmPSS, workers := treePSS(warm.cmd.Process.Pid), warm.workers
 	serverPSS := pss(warm.cmd.Process.Pid)
 
 	fmt.Printf("Machine: %d CPUs, %s/%s, %s. Each cell: %s of closed-loop load.\n\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, cpuModel(), duration)
@@ -107,6 +105,16 @@ func run(duration time.Duration, concurrency, only string, poolSize int, binary 
 				ms(k.p50), ms(k.p90), ms(k.p99), k.rps, k.errors, ms(k.cpuPerReq),
 				ratio(float64(k.p50), float64(w.p50)), ratio(w.rps, k.rps))
 		}
+	}
+	fmt.Printf("\nOpen loop at %d req/s (uncontended latency; closed-loop rows above saturate the CPUs):\n\n", openRate)
+	fmt.Println("| script | warm p50 | warm p90 | warm p99 | warm CPU/req | warm err |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|")
+	for _, sc := range scripts {
+		if sc.name != "hello" && sc.name != "pandas+numpy" && sc.name != "pandas" {
+			continue
+		}
+		w := attackAt(warm, sc, maxConc, duration, vegeta.Rate{Freq: openRate, Per: time.Second})
+		fmt.Printf("| %s | %s | %s | %s | %s | %d |\n", sc.name, ms(w.p50), ms(w.p90), ms(w.p99), ms(w.cpuPerReq), w.errors)
 	}
 	fmt.Printf("\nStart to healthy: warm %s (pool of %d), cold %s.\n", ms(warm.startup), workers, ms(cold.startup))
 	fmt.Printf("Memory (PSS, shared pages counted once), warm server idle: %.1f MiB in all, server %.1f MiB, %.1f MiB per worker (%d workers).\n",
@@ -137,8 +145,18 @@ type stats struct {
 	errors                   int
 }
 
-// attack drives one server with c concurrent clients for d and reports.
+// openRate is the request rate of the open-loop rows.
+const openRate = 20
+
+// attack drives one server with c concurrent clients, each sending its next
+// request as soon as the last is answered, for d.
 func attack(s *server, sc script, c int, d time.Duration) stats {
+	return attackAt(s, sc, c, d, vegeta.ConstantPacer{})
+}
+
+// attackAt drives one server at the pacer's rate with at most c requests in
+// flight for d, and reports.
+func attackAt(s *server, sc script, c int, d time.Duration, pacer vegeta.Pacer) stats {
 	body, _ := json.Marshal(map[string]string{"script": sc.src})
 	targeter := vegeta.NewStaticTargeter(vegeta.Target{
 		Method: "POST", URL: s.url + "/execute", Body: body,
@@ -150,17 +168,17 @@ func attack(s *server, sc script, c int, d time.Duration) stats {
 	if sc.ok {
 		want = `"result"`
 	}
-	cpu0 := treeCPU(s.cmd.Process.Pid)
+	cpu0 := s.cpu()
 	var m vegeta.Metrics
 	errors := 0
-	for r := range attacker.Attack(targeter, vegeta.ConstantPacer{}, d, sc.name) {
+	for r := range attacker.Attack(targeter, pacer, d, sc.name) {
 		m.Add(r)
 		if r.Code != 200 || r.Error != "" || !strings.Contains(string(r.Body), want) {
 			errors++
 		}
 	}
 	m.Close()
-	cpu := treeCPU(s.cmd.Process.Pid) - cpu0
+	cpu := s.cpu() - cpu0
 	st := stats{p50: m.Latencies.P50, p90: m.Latencies.P90, p99: m.Latencies.P99, rps: m.Throughput, errors: errors}
 	if m.Requests > 0 {
 		st.cpuPerReq = cpu / time.Duration(m.Requests)
@@ -172,11 +190,43 @@ type server struct {
 	cmd     *exec.Cmd
 	url     string
 	startup time.Duration
+	cgroup  string // cpuacct cgroup holding the server and all its workers, if any
+	workers int
+}
+
+// cpu returns the CPU time the server and every process it started (reaped
+// or not) have used: from a cgroup v1 cpuacct group when one could be made
+// (root), else from /proc, which misses processes that died unreaped.
+func (s *server) cpu() time.Duration {
+	if s.cgroup != "" {
+		b, err := os.ReadFile(filepath.Join(s.cgroup, "cpuacct.usage"))
+		if n, perr := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && perr == nil {
+			return time.Duration(n)
+		}
+	}
+	return treeCPU(s.cmd.Process.Pid)
+}
+
+var cgroups int
+
+// newCgroup makes a cpuacct cgroup, or returns "" where it cannot.
+func newCgroup() string {
+	cgroups++
+	dir := fmt.Sprintf("/sys/fs/cgroup/cpuacct/python-executor-bench-%d-%d", os.Getpid(), cgroups)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return ""
+	}
+	return dir
 }
 
 func startServer(binary string, args ...string) (*server, error) {
 	start := time.Now()
-	cmd := exec.Command(binary, append([]string{"--addr", "127.0.0.1:0", "--log-level", "warn"}, args...)...)
+	cg := newCgroup()
+	cmd := exec.Command(binary, append([]string{"--addr", "127.0.0.1:0"}, args...)...)
+	if cg != "" {
+		// Enter the cgroup before exec, so every worker is born inside it.
+		cmd = exec.Command("/bin/sh", append([]string{"-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, cg, binary, "--addr", "127.0.0.1:0"}, args...)...)
+	}
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
 	for _, k := range []string{"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"} {
 		if v, ok := os.LookupEnv(k); ok {
@@ -187,7 +237,6 @@ func startServer(binary string, args ...string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd.Args = append(cmd.Args, "--log-level", "info")
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -203,7 +252,7 @@ func startServer(binary string, args ...string) (*server, error) {
 	}()
 	select {
 	case a := <-addr:
-		s := &server{cmd: cmd, url: "http://" + a}
+		s := &server{cmd: cmd, url: "http://" + a, cgroup: cg}
 		for { // healthy = /health answers 200
 			resp, err := http.Get(s.url + "/health")
 			if err == nil {
@@ -216,6 +265,14 @@ func startServer(binary string, args ...string) (*server, error) {
 			time.Sleep(time.Millisecond)
 		}
 		s.startup = time.Since(start)
+		var info struct {
+			PoolSize int `json:"pool_size"`
+		}
+		if resp, err := http.Get(s.url + "/info"); err == nil {
+			json.NewDecoder(resp.Body).Decode(&info)
+			resp.Body.Close()
+		}
+		s.workers = info.PoolSize
 		return s, nil
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
@@ -231,6 +288,9 @@ func (s *server) stop() {
 	case <-done:
 	case <-time.After(30 * time.Second):
 		s.cmd.Process.Kill()
+	}
+	if s.cgroup != "" {
+		os.Remove(s.cgroup)
 	}
 }
 
@@ -282,24 +342,14 @@ func treeCPU(pid int) time.Duration {
 	return time.Duration(ticks) * time.Second / 100 // USER_HZ
 }
 
-// treePSS sums the proportional set size of the tree; it also returns how
-// many worker templates (python processes whose parent is not python) it has.
-func treePSS(pid int) (int64, int) {
+// treePSS sums the proportional set size of the tree: shared pages are
+// divided among the processes that share them, so they count once in all.
+func treePSS(pid int) int64 {
 	var total int64
-	workers := 0
 	for _, p := range tree(pid) {
 		total += pss(p)
-		comm, _ := os.ReadFile("/proc/" + strconv.Itoa(p) + "/comm")
-		if strings.HasPrefix(string(comm), "python") {
-			if f := statFields(p); len(f) > 1 {
-				parent, _ := os.ReadFile("/proc/" + f[1] + "/comm")
-				if !strings.HasPrefix(string(parent), "python") {
-					workers++
-				}
-			}
-		}
 	}
-	return total, workers
+	return total
 }
 
 func pss(pid int) int64 {
@@ -337,6 +387,3 @@ func ratio(a, b float64) float64 {
 	}
 	return a / b
 }
-
-var _ = sort.Ints
-var _ = context.Background

@@ -18,3 +18,6 @@ echo "== go test -race"
 go test -race -count=1 -timeout 20m "$@" ./...
 echo "== fuzz frame decoder (10s)"
 go test -run '^$' -fuzz FuzzReadFrame -fuzztime 10s ./internal/worker/
+echo "== benchmark smoke run (no thresholds)"
+go run ./benchmarks -duration 1s -concurrency 1,8 -scripts hello,pandas+numpy,syntax-error
+go test -run '^$' -bench . -benchtime 200x ./internal/...

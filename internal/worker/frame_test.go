@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"strconv"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -88,4 +89,24 @@ func FuzzReadFrame(f *testing.F) {
 			}
 		}
 	})
+}
+
+func BenchmarkFrameRoundTrip(b *testing.B) {
+	for _, size := range []int{64, 4 << 10, 1 << 20} {
+		b.Run(strconv.Itoa(size), func(b *testing.B) {
+			payload := bytes.Repeat([]byte("x"), size)
+			var buf bytes.Buffer
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				buf.Reset()
+				if err := WriteFrame(&buf, payload); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := ReadFrame(&buf, MaxFrame); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
