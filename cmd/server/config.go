@@ -38,6 +38,9 @@ type Config struct {
 	StartTimeout     time.Duration
 	ShutdownGrace    time.Duration
 	LogLevel         string
+	APIKeys          string
+	APIKeysFile      string
+	PerKeyConc       int
 }
 
 func parseConfig(args []string, getenv func(string) string) (Config, error) {
@@ -70,6 +73,9 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.DurationVar(&c.StartTimeout, "start-timeout", 30*time.Second, "longest a worker may take to start")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 25*time.Second, "on SIGTERM, how long running jobs may finish")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error (debug logs scripts)")
+	fs.StringVar(&c.APIKeys, "api-keys", "", "comma-separated API keys POST /execute requires as Authorization: Bearer; prefer the environment or --api-keys-file")
+	fs.StringVar(&c.APIKeysFile, "api-keys-file", "", "file with one API key per line (# comments allowed)")
+	fs.IntVar(&c.PerKeyConc, "per-key-concurrency", 0, "jobs one API key may run at once (0 = no limit)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: python-executor [flags]\n\nEvery flag can also be set as PYEXEC_<FLAG> in the environment (PYEXEC_POOL_SIZE=4).\n\n")
 		fs.PrintDefaults()
@@ -118,7 +124,33 @@ func (c Config) validate() error {
 	check(c.Isolation == "auto" || c.Isolation == "namespaces" || c.Isolation == "basic", "isolation must be auto, namespaces or basic")
 	check(c.RequireIsolation == "" || c.RequireIsolation == "basic" || c.RequireIsolation == "namespaces", "require-isolation must be basic or namespaces")
 	check(c.WorkerUID > 0 && c.WorkerGID > 0, "worker-uid and worker-gid must not be 0")
+	check(c.PerKeyConc >= 0, "per-key-concurrency must be >= 0")
 	_, err := os.Stat(c.Python)
 	check(err == nil, "python %s: %v", c.Python, err)
 	return errors.Join(errs...)
+}
+
+// apiKeys returns the configured keys from --api-keys and --api-keys-file.
+func (c Config) apiKeys() ([]string, error) {
+	var keys []string
+	for _, k := range strings.Split(c.APIKeys, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	if c.APIKeysFile != "" {
+		b, err := os.ReadFile(c.APIKeysFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading API keys: %w", err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+				keys = append(keys, line)
+			}
+		}
+		if len(keys) == 0 {
+			return nil, fmt.Errorf("API keys file %s holds no key", c.APIKeysFile)
+		}
+	}
+	return keys, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/python-executor/python-executor/internal/api"
+	"github.com/python-executor/python-executor/internal/metrics"
 	"github.com/python-executor/python-executor/internal/pool"
 	"github.com/python-executor/python-executor/internal/sandbox"
 	"github.com/python-executor/python-executor/internal/worker"
@@ -52,6 +53,13 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 			Msg("running WITHOUT namespace isolation: jobs can read the host filesystem; see SECURITY.md")
 	}
 
+	keys, err := cfg.apiKeys()
+	if err != nil {
+		return err
+	}
+	var p *pool.Pool // set below, before anything scrapes
+	m := metrics.New(func() pool.Stat { return p.Stat() })
+
 	limits := worker.Limits{
 		MemoryBytes: cfg.MemoryMB << 20,
 		StdoutBytes: cfg.StdoutLimitBytes,
@@ -61,8 +69,9 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		OpenFiles:   cfg.MaxOpenFiles,
 	}
 	start := time.Now()
-	p, err := pool.New(ctx, pool.Config{
+	p, err = pool.New(ctx, pool.Config{
 		Size:            cfg.PoolSize,
+		QueueWait:       m.QueueWait,
 		ColdConcurrency: cfg.ColdConcurrency,
 		MaxQueue:        cfg.QueueSize,
 		QueueTimeout:    cfg.QueueTimeout,
@@ -108,11 +117,15 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	if r := sb.Degraded(); r != "" {
 		info["isolation_reason"] = r
 	}
+	info["auth"] = len(keys) > 0
 	handler := api.Handler(api.Config{
-		MaxScriptBytes: cfg.MaxScriptBytes,
-		DefaultTimeout: cfg.DefaultTimeout,
-		MaxTimeout:     cfg.MaxTimeout,
-		Info:           info,
+		MaxScriptBytes:    cfg.MaxScriptBytes,
+		DefaultTimeout:    cfg.DefaultTimeout,
+		MaxTimeout:        cfg.MaxTimeout,
+		Info:              info,
+		APIKeys:           keys,
+		PerKeyConcurrency: cfg.PerKeyConc,
+		Metrics:           m,
 	}, p, log)
 
 	ln, err := net.Listen("tcp", cfg.Addr)

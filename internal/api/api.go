@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/rs/zerolog/hlog"
 
+	"github.com/python-executor/python-executor/internal/metrics"
 	"github.com/python-executor/python-executor/internal/pool"
 	"github.com/python-executor/python-executor/internal/worker"
 )
@@ -37,13 +38,19 @@ type Config struct {
 	MaxTimeout     time.Duration
 	// Info is served as-is by GET /info (isolation level, limits, version).
 	Info map[string]any
+	// APIKeys, when not empty, are the bearer tokens POST /execute accepts.
+	APIKeys []string
+	// PerKeyConcurrency, when > 0, bounds the jobs one API key runs at once.
+	PerKeyConcurrency int
+	// Metrics, when set, records every POST /execute and serves /metrics.
+	Metrics *metrics.Metrics
 }
 
 // Handler returns the service's HTTP handler.
 func Handler(cfg Config, runner Runner, log zerolog.Logger) http.Handler {
 	s := &server{cfg: cfg, runner: runner}
 	r := chi.NewRouter()
-	r.Use(hlog.NewHandler(log), requestID, accessLog, middleware.Recoverer)
+	r.Use(hlog.NewHandler(log), requestID, accessLog(cfg.Metrics), middleware.Recoverer)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "Not found: "+r.URL.Path, "")
 	})
@@ -53,7 +60,10 @@ func Handler(cfg Config, runner Runner, log zerolog.Logger) http.Handler {
 	r.Get("/health", s.health)
 	r.Get("/ready", s.ready)
 	r.Get("/info", s.info)
-	r.Post("/execute", s.execute)
+	if cfg.Metrics != nil {
+		r.Method(http.MethodGet, "/metrics", cfg.Metrics.Handler())
+	}
+	r.With(newAuth(cfg.APIKeys, cfg.PerKeyConcurrency).middleware).Post("/execute", s.execute)
 	return r
 }
 
@@ -166,7 +176,10 @@ func (s *server) execute(w http.ResponseWriter, r *http.Request) {
 	out, err := s.runner.Run(r.Context(), job)
 	if err != nil {
 		code, msg := status(err)
-		setOutcome(r, "failed")
+		setOutcome(r, map[int]string{503: "busy", 499: "cancelled"}[code])
+		if code == http.StatusInternalServerError {
+			setOutcome(r, "failed")
+		}
 		if code == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "1")
 		}
@@ -261,20 +274,26 @@ func validID(id string) bool {
 	return true
 }
 
-// accessLog writes one line per request.
-func accessLog(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		outcome := ""
-		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
-		r = r.WithContext(context.WithValue(r.Context(), outcomeKey{}, &outcome))
-		next.ServeHTTP(ww, r)
-		ev := hlog.FromRequest(r).Info().
-			Str("method", r.Method).Str("path", r.URL.Path).Int("status", ww.Status()).
-			Int("bytes", ww.BytesWritten()).Float64("duration_ms", float64(time.Since(start).Microseconds())/1000)
-		if outcome != "" {
-			ev = ev.Str("outcome", outcome)
-		}
-		ev.Msg("request")
-	})
+// accessLog writes one line per request and, for jobs, records metrics.
+func accessLog(m *metrics.Metrics) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			outcome := ""
+			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+			r = r.WithContext(context.WithValue(r.Context(), outcomeKey{}, &outcome))
+			next.ServeHTTP(ww, r)
+			took := time.Since(start)
+			ev := hlog.FromRequest(r).Info().
+				Str("method", r.Method).Str("path", r.URL.Path).Int("status", ww.Status()).
+				Int("bytes", ww.BytesWritten()).Float64("duration_ms", float64(took.Microseconds())/1000)
+			if outcome != "" {
+				ev = ev.Str("outcome", outcome)
+				if m != nil {
+					m.Request(outcome, ww.Status(), took)
+				}
+			}
+			ev.Msg("request")
+		})
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
 
+	"github.com/python-executor/python-executor/internal/metrics"
 	"github.com/python-executor/python-executor/internal/pool"
 	"github.com/python-executor/python-executor/internal/worker"
 )
@@ -82,5 +83,100 @@ func BenchmarkExecuteHandler(b *testing.B) {
 			b.Fatal(rec.Code)
 		}
 		io.Copy(io.Discard, rec.Body)
+	}
+}
+
+func TestAPIKeys(t *testing.T) {
+	ok := fakeRunner{out: worker.Outcome{Kind: worker.KindOK, Result: json.RawMessage(`1`)}}
+	h := Handler(Config{MaxScriptBytes: 1 << 20, DefaultTimeout: time.Second, MaxTimeout: time.Second,
+		APIKeys: []string{"key-one", "key-two"}}, ok, zerolog.Nop())
+	tests := []struct {
+		name, path, auth string
+		status           int
+	}{
+		{"no header", "/execute", "", 401},
+		{"wrong key", "/execute", "Bearer key-three", 401},
+		{"prefix of a key", "/execute", "Bearer key-on", 401},
+		{"not bearer", "/execute", "Basic a2V5LW9uZQ==", 401},
+		{"first key", "/execute", "Bearer key-one", 200},
+		{"second key", "/execute", "Bearer key-two", 200},
+		{"health stays open", "/health", "", 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			method := "POST"
+			if tt.path == "/health" {
+				method = "GET"
+			}
+			req := httptest.NewRequest(method, tt.path, strings.NewReader(`{"script": "x"}`))
+			if tt.auth != "" {
+				req.Header.Set("Authorization", tt.auth)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tt.status {
+				t.Errorf("got %d %s, want %d", rec.Code, rec.Body, tt.status)
+			}
+			if tt.status == 401 && (rec.Header().Get("WWW-Authenticate") == "" || !strings.Contains(rec.Body.String(), `"stdout":""`)) {
+				t.Errorf("401 without WWW-Authenticate or JSON error: %s", rec.Body)
+			}
+		})
+	}
+}
+
+// blockingRunner holds every job until release is closed.
+type blockingRunner struct{ started, release chan struct{} }
+
+func (b blockingRunner) Run(context.Context, worker.Job) (worker.Outcome, error) {
+	b.started <- struct{}{}
+	<-b.release
+	return worker.Outcome{Kind: worker.KindOK, Result: json.RawMessage(`1`)}, nil
+}
+func (b blockingRunner) Stat() pool.Stat { return pool.Stat{} }
+
+func TestPerKeyConcurrency(t *testing.T) {
+	br := blockingRunner{started: make(chan struct{}, 1), release: make(chan struct{})}
+	h := Handler(Config{MaxScriptBytes: 1 << 20, DefaultTimeout: time.Second, MaxTimeout: time.Second,
+		APIKeys: []string{"a", "b"}, PerKeyConcurrency: 1}, br, zerolog.Nop())
+	post := func(key string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("POST", "/execute", strings.NewReader(`{"script": "x"}`))
+		req.Header.Set("Authorization", "Bearer "+key)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	done := make(chan int)
+	go func() { done <- post("a").Code }()
+	<-br.started
+	if rec := post("a"); rec.Code != http.StatusTooManyRequests || !strings.Contains(rec.Body.String(), "limit 1") {
+		t.Errorf("second concurrent job of key a: %d %s, want 429 naming the limit", rec.Code, rec.Body)
+	}
+	go func() { done <- post("b").Code }()
+	<-br.started // key b is not limited by key a's job
+	close(br.release)
+	if a, b := <-done, <-done; a != 200 || b != 200 {
+		t.Errorf("statuses %d, %d, want 200, 200", a, b)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	m := metrics.New(func() pool.Stat { return pool.Stat{Size: 2, Idle: 1, Busy: 1, Kills: map[string]int64{"cancelled": 3}} })
+	h := Handler(Config{MaxScriptBytes: 1 << 20, DefaultTimeout: time.Second, MaxTimeout: time.Second, Metrics: m},
+		fakeRunner{out: worker.Outcome{Kind: worker.KindTimeout, Error: "Time limit exceeded"}}, zerolog.Nop())
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/execute", strings.NewReader(`{"script": "x"}`)))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/execute", strings.NewReader(`[]`)))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{
+		`pyexec_requests_total{code="OK",outcome="timeout"} 1`,
+		`pyexec_requests_total{code="Bad Request",outcome="bad_request"} 1`,
+		`pyexec_request_duration_seconds_count{outcome="timeout"} 1`,
+		`pyexec_pool_workers{state="busy"} 1`,
+		`pyexec_worker_kills_total{reason="cancelled"} 3`,
+		`pyexec_queue_wait_seconds_count 0`,
+	} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }

@@ -37,6 +37,8 @@ type Config struct {
 	QueueTimeout time.Duration
 	// Worker is how each worker is started.
 	Worker worker.Config
+	// QueueWait, if set, is told how long each job waited for a worker.
+	QueueWait func(time.Duration)
 	Logger zerolog.Logger
 }
 
@@ -167,11 +169,13 @@ func (p *Pool) Run(ctx context.Context, job worker.Job) (worker.Outcome, error) 
 	if p.p == nil {
 		return p.runCold(ctx, job)
 	}
+	start := time.Now()
 	res, err := p.acquire(ctx)
 	p.waiting.Add(-1)
 	if err != nil {
 		return worker.Outcome{}, err
 	}
+	p.observeWait(start)
 	w := res.Value()
 	out, err := w.Run(ctx, job)
 	if err != nil {
@@ -258,12 +262,20 @@ func (p *Pool) countKill(why string) {
 	c.(*atomic.Int64).Add(1)
 }
 
+func (p *Pool) observeWait(start time.Time) {
+	if p.cfg.QueueWait != nil {
+		p.cfg.QueueWait(time.Since(start))
+	}
+}
+
 func (p *Pool) runCold(ctx context.Context, job worker.Job) (worker.Outcome, error) {
+	start := time.Now()
 	timer := time.NewTimer(p.cfg.QueueTimeout)
 	defer timer.Stop()
 	select {
 	case p.cold <- struct{}{}:
 		p.waiting.Add(-1)
+		p.observeWait(start)
 	case <-timer.C:
 		p.waiting.Add(-1)
 		return worker.Outcome{}, ErrQueueTimeout

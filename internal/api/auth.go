@@ -1,0 +1,79 @@
+package api
+
+import (
+	"crypto/subtle"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// auth checks bearer API keys. With no keys configured it lets everything
+// through.
+type auth struct {
+	keys  [][]byte
+	slots map[string]chan struct{} // per-key concurrency, when limited
+	limit int
+}
+
+func newAuth(keys []string, perKey int) *auth {
+	a := &auth{limit: perKey}
+	if perKey > 0 {
+		a.slots = map[string]chan struct{}{}
+	}
+	for _, k := range keys {
+		if k = strings.TrimSpace(k); k != "" {
+			a.keys = append(a.keys, []byte(k))
+			if perKey > 0 {
+				a.slots[k] = make(chan struct{}, perKey)
+			}
+		}
+	}
+	return a
+}
+
+// match returns the configured key equal to token, comparing against every
+// key in constant time so that timing reveals neither which nor how much.
+func (a *auth) match(token string) string {
+	found := -1
+	for i, k := range a.keys {
+		if subtle.ConstantTimeCompare(k, []byte(token)) == 1 {
+			found = i
+		}
+	}
+	if found < 0 {
+		return ""
+	}
+	return string(a.keys[found])
+}
+
+func (a *auth) middleware(next http.Handler) http.Handler {
+	if len(a.keys) == 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		key := ""
+		if ok {
+			key = a.match(strings.TrimSpace(token))
+		}
+		if key == "" {
+			setOutcome(r, "unauthorized")
+			w.Header().Set("WWW-Authenticate", `Bearer realm="python-executor"`)
+			writeError(w, http.StatusUnauthorized, "Unauthorized: send Authorization: Bearer <API key>", "")
+			return
+		}
+		if a.slots != nil {
+			select {
+			case a.slots[key] <- struct{}{}:
+				defer func() { <-a.slots[key] }()
+			default:
+				setOutcome(r, "key_busy")
+				w.Header().Set("Retry-After", "1")
+				writeError(w, http.StatusTooManyRequests,
+					fmt.Sprintf("Too many concurrent requests for this API key (limit %d)", a.limit), "")
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
