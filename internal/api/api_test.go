@@ -26,7 +26,7 @@ type fakeRunner struct {
 }
 
 func (f fakeRunner) Run(context.Context, worker.Job) (worker.Outcome, error) { return f.out, f.err }
-func (f fakeRunner) Stat() pool.Stat                                          { return pool.Stat{Size: 1, Idle: 1} }
+func (f fakeRunner) Stat() pool.Stat                                         { return pool.Stat{Size: 1, Idle: 1} }
 
 func testHandler(r Runner) http.Handler {
 	return Handler(Config{MaxScriptBytes: 1 << 20, DefaultTimeout: 30 * time.Second, MaxTimeout: 30 * time.Second}, r, zerolog.Nop())

@@ -39,7 +39,7 @@ type Config struct {
 	Worker worker.Config
 	// QueueWait, if set, is told how long each job waited for a worker.
 	QueueWait func(time.Duration)
-	Logger zerolog.Logger
+	Logger    zerolog.Logger
 }
 
 func (c Config) withDefaults() Config {
