@@ -66,8 +66,9 @@ type Pool struct {
 	cold chan struct{}                // cold-mode slots
 
 	waiting atomic.Int64
-	idle    chan struct{} // a token per worker that became idle
-	wake    chan struct{} // asks the background loop to refill now
+	mu      sync.Mutex
+	queue   []chan struct{} // requests waiting for a worker, oldest first
+	wake    chan struct{}   // asks the background loop to refill now
 	closing chan struct{}
 	done    chan struct{}
 	close   sync.Once
@@ -87,7 +88,6 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 	p := &Pool{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		idle:    make(chan struct{}, max(cfg.Size, 1)),
 		wake:    make(chan struct{}, 1),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
@@ -186,25 +186,31 @@ func (p *Pool) Run(ctx context.Context, job worker.Job) (worker.Outcome, error) 
 	return out, nil
 }
 
-// acquire waits for an idle worker without ever constructing one on the
-// caller's path: puddle's Acquire would, and a spawn takes hundreds of
-// milliseconds while a busy worker frees up in a few.
+// acquire waits for an idle worker, first come first served, without ever
+// constructing one on the caller's path: puddle's Acquire would, and a spawn
+// takes hundreds of milliseconds while a busy worker frees up in a few.
 func (p *Pool) acquire(ctx context.Context) (*puddle.Resource[*worker.Worker], error) {
+	p.mu.Lock()
+	if len(p.queue) == 0 { // nobody ahead: no need to queue if one is idle
+		res, err := p.p.TryAcquire(context.Background())
+		if err == nil || errors.Is(err, puddle.ErrClosedPool) {
+			p.mu.Unlock()
+			return res, closedErr(err)
+		}
+	}
+	turn := make(chan struct{}, 1)
+	p.queue = append(p.queue, turn)
+	p.mu.Unlock()
+	defer p.leave(turn)
+
 	timer := time.NewTimer(p.cfg.QueueTimeout)
 	defer timer.Stop()
+	poll := time.NewTicker(5 * time.Millisecond) // workers that TryAcquire started in the background arrive without a signal
+	defer poll.Stop()
 	for {
-		res, err := p.p.TryAcquire(context.Background())
-		if err == nil {
-			return res, nil
-		}
-		if errors.Is(err, puddle.ErrClosedPool) {
-			return nil, ErrClosed
-		}
 		select {
-		case <-p.idle:
-		case <-time.After(5 * time.Millisecond):
-			// Resources that TryAcquire started in the background arrive
-			// without a token.
+		case <-turn:
+		case <-poll.C:
 		case <-timer.C:
 			return nil, ErrQueueTimeout
 		case <-ctx.Done():
@@ -212,6 +218,45 @@ func (p *Pool) acquire(ctx context.Context) (*puddle.Resource[*worker.Worker], e
 		case <-p.closing:
 			return nil, ErrClosed
 		}
+		p.mu.Lock()
+		if p.queue[0] == turn { // only the head of the queue may take a worker
+			res, err := p.p.TryAcquire(context.Background())
+			if err == nil || errors.Is(err, puddle.ErrClosedPool) {
+				p.mu.Unlock()
+				return res, closedErr(err)
+			}
+		}
+		p.mu.Unlock()
+	}
+}
+
+// leave takes turn out of the queue and, when the waiter behind may now be
+// at the head with a worker idle, wakes it.
+func (p *Pool) leave(turn chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, t := range p.queue {
+		if t == turn {
+			p.queue = append(p.queue[:i], p.queue[i+1:]...)
+			break
+		}
+	}
+	if len(p.queue) > 0 && p.p.Stat().IdleResources() > 0 {
+		poke(p.queue[0])
+	}
+}
+
+func closedErr(err error) error {
+	if errors.Is(err, puddle.ErrClosedPool) {
+		return ErrClosed
+	}
+	return err
+}
+
+func poke(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
 }
 
@@ -236,10 +281,12 @@ func (p *Pool) destroy(res *puddle.Resource[*worker.Worker], why string) {
 	}
 }
 
+// notifyIdle wakes the head of the queue: a worker became idle.
 func (p *Pool) notifyIdle() {
-	select {
-	case p.idle <- struct{}{}:
-	default:
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.queue) > 0 {
+		poke(p.queue[0])
 	}
 }
 

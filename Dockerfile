@@ -1,0 +1,32 @@
+# python-executor image: a Go build stage and a small Debian runtime with
+# Python, numpy, pandas and bubblewrap. Build: docker build -t python-executor .
+# Run (see README "Docker"): docker run -p 8080:8080 python-executor
+
+FROM debian:bookworm-slim AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl unzip \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY go.mod go.sum ./
+COPY scripts/install-go.sh scripts/
+RUN scripts/install-go.sh
+ENV PATH=/usr/local/go/bin:$PATH CGO_ENABLED=0 GOFLAGS=-trimpath
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN go build -ldflags "-s -w -X main.version=${VERSION}" -o /out/python-executor ./cmd/server
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-numpy python3-pandas bubblewrap tini \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --user-group --home-dir /nonexistent --shell /usr/sbin/nologin executor
+COPY --from=build /out/python-executor /usr/local/bin/python-executor
+# Non-root: workers then run as this uid too, inside their own user namespace
+# when the runtime allows one (see SECURITY.md for the isolation each runtime gives).
+USER 10001:10001
+ENV PORT=8080
+EXPOSE 8080
+# tini reaps any orphan that ends up as a child of PID 1, whether or not the
+# server is PID 1 (the server itself reaps the workers it starts).
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/python-executor"]

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Makes the base image the Dockerfile names, debian:bookworm-slim, on a
+# machine that reaches Debian's package mirror but no image registry:
+# debootstrap a minimal bookworm root filesystem and `docker import` it under
+# that name. Does nothing when the image exists. Needs root and a running
+# Docker engine.
+set -euo pipefail
+image=debian:bookworm-slim
+if docker image inspect "$image" >/dev/null 2>&1; then
+  echo "docker-base: $image exists" >&2
+  exit 0
+fi
+command -v debootstrap >/dev/null || {
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+}
+# The mirror this machine already uses, else Debian's default.
+mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n1)
+mirror=${mirror:-http://deb.debian.org/debian}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+echo "docker-base: debootstrap bookworm from $mirror" >&2
+debootstrap --variant=minbase bookworm "$tmp/root" "$mirror" >"$tmp/log" 2>&1 || { tail -n 20 "$tmp/log"; exit 1; }
+rm -rf "$tmp/root/var/lib/apt/lists/"* "$tmp/root/var/cache/apt/"*.bin "$tmp/root/usr/share/doc/"* "$tmp/root/usr/share/man/"*
+tar -C "$tmp/root" -c . | docker import --change 'CMD ["bash"]' - "$image"
+docker image ls "$image"
