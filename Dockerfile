@@ -3,9 +3,15 @@
 # Run (see README "Docker"): docker run -p 8080:8080 python-executor
 
 FROM debian:bookworm-slim AS build
+# EXTRA_CA_CERTS: PEM certificates to trust while building, for networks that
+# intercept TLS (scripts/docker-test.sh passes the host's). Build stage only.
+ARG EXTRA_CA_CERTS=""
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl unzip \
- && rm -rf /var/lib/apt/lists/*
+ && rm -rf /var/lib/apt/lists/* \
+ && if [ -n "$EXTRA_CA_CERTS" ]; then \
+      printf '%s\n' "$EXTRA_CA_CERTS" > /usr/local/share/ca-certificates/extra.crt && update-ca-certificates; \
+    fi
 WORKDIR /src
 COPY go.mod go.sum ./
 COPY scripts/install-go.sh scripts/

@@ -337,11 +337,16 @@ def child_main(cfg, job_r, res_w, out_w):
 class Child:
     def __init__(self, pid, job_w, res_r, out_r):
         self.pid, self.job_w, self.res_r, self.out_r = pid, job_w, res_r, out_r
-        self.pidfd = os.pidfd_open(pid)
+        try:
+            self.pidfd = os.pidfd_open(pid)
+        except OSError:  # old kernels and gVisor: poll with waitpid instead
+            self.pidfd = None
         self.reaped = False
 
     def close(self):
         for fd in (self.job_w, self.res_r, self.out_r, self.pidfd):
+            if fd is None:
+                continue
             try:
                 os.close(fd)
             except OSError:
@@ -366,10 +371,11 @@ def fork_child(cfg):
     return child
 
 
-def descendants():
-    """Pids of every living process below this one (this process is a subreaper)."""
+def descendants(job_sid):
+    """Pids of every living process below this one (it is a subreaper) and,
+    where subreapers are not supported (old gVisor), of the job's session."""
     me = os.getpid()
-    parent = {}
+    parent, victims = {}, set()
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -379,12 +385,15 @@ def descendants():
         except OSError:
             continue
         fields = stat[stat.rfind(b")") + 2:].split()
-        parent[int(name)] = int(fields[1])
-    found, frontier = set(), {me}
+        pid = int(name)
+        parent[pid] = int(fields[1])
+        if job_sid is not None and int(fields[3]) == job_sid and pid != me:
+            victims.add(pid)
+    frontier = {me}
     while frontier:
-        frontier = {p for p, pp in parent.items() if pp in frontier and p not in found}
-        found |= frontier
-    return found
+        frontier = {p for p, pp in parent.items() if pp in frontier and p not in victims}
+        victims |= frontier
+    return victims
 
 
 def reap():
@@ -397,12 +406,20 @@ def reap():
             return True  # children remain
 
 
-def kill_all():
-    """SIGKILLs every process this job left behind and reaps them."""
+SUBREAPER = True  # False where PR_SET_CHILD_SUBREAPER is refused
+
+
+def kill_all(job_sid=None):
+    """SIGKILLs every process the job left behind and reaps them. The job
+    process made its own session (job_sid): without a subreaper, orphans
+    are found by that session instead of by ancestry."""
+    scan_session = job_sid if not SUBREAPER else None
     for _ in range(1000):
-        if not reap():
+        children = reap()
+        victims = descendants(scan_session) if children or scan_session is not None else set()
+        if not victims and not children:
             return
-        for pid in descendants():
+        for pid in victims:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -446,24 +463,34 @@ def run_job(child, job, cfg):
     max_res = HEADER.size + cfg["result_limit"] + 4096
     sel = selectors.DefaultSelector()
     for fd in (child.out_r, child.res_r, child.pidfd):
-        sel.register(fd, selectors.EVENT_READ)
+        if fd is not None:
+            sel.register(fd, selectors.EVENT_READ)
     meta = {"type": "done"}
     deadline = start + timeout
+
+    def exited(status):
+        child.reaped = True
+        if os.WIFEXITED(status):
+            meta.update(status="exited", exit_code=os.WEXITSTATUS(status))
+        else:
+            meta.update(status="signaled", signal=os.WTERMSIG(status))
+
     while "status" not in meta:
         left = deadline - time.monotonic()
         if left <= 0:
             meta["status"] = "timeout"
             break
+        if child.pidfd is None:
+            pid, status = os.waitpid(child.pid, os.WNOHANG)
+            if pid:
+                exited(status)
+                break
+            left = min(left, 0.005)
         for key, _ in sel.select(left):
             fd = key.fd
             if fd == child.pidfd:
                 os.kill(child.pid, signal.SIGKILL)  # no-op unless only the leader exited
-                _, status = os.waitpid(child.pid, 0)
-                child.reaped = True
-                if os.WIFEXITED(status):
-                    meta.update(status="exited", exit_code=os.WEXITSTATUS(status))
-                else:
-                    meta.update(status="signaled", signal=os.WTERMSIG(status))
+                exited(os.waitpid(child.pid, 0)[1])
                 break
             b = os.read(fd, 1 << 16)
             if not b:
@@ -552,7 +579,7 @@ def cleanup(child, cfg, wipe_scratch=True):
             pass
         os.waitpid(child.pid, 0)
         child.reaped = True
-    kill_all()
+    kill_all(child.pid)
     if wipe_scratch:
         wipe(cfg["scratch"])
 
@@ -608,7 +635,13 @@ def main():
     try:
         cfg["seccomp"] = base64.b64decode(cfg.get("seccomp") or "")
         prctl(PR_SET_DUMPABLE, 0)
-        prctl(PR_SET_CHILD_SUBREAPER, 1)
+        try:
+            prctl(PR_SET_CHILD_SUBREAPER, 1)
+        except OSError:
+            global SUBREAPER
+            SUBREAPER = False
+            print("worker: no PR_SET_CHILD_SUBREAPER here: finding a job's orphans by session",
+                  file=sys.stderr)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self_test(cfg)
         if cfg["warm"]:
