@@ -529,18 +529,26 @@ def run_job(child, job, cfg):
     return meta, body
 
 
-def drain(fd, limit):
-    """Reads what a pipe holds without blocking, up to limit bytes."""
+def available(fd):
+    """Yields what a pipe holds now, in chunks, without blocking."""
     os.set_blocking(fd, False)
-    buf = bytearray()
-    while len(buf) <= limit:
+    while True:
         try:
             b = os.read(fd, 1 << 16)
         except BlockingIOError:
-            break
+            return
         if not b:
-            break
+            return
+        yield b
+
+
+def drain(fd, limit):
+    """Reads what a pipe holds now, up to about limit bytes."""
+    buf = bytearray()
+    for b in available(fd):
         buf += b
+        if len(buf) > limit:
+            break
     return buf
 
 
@@ -556,14 +564,7 @@ class Capture:
             self.buf += b[:self.limit - len(self.buf)]
 
     def drain(self, fd):
-        os.set_blocking(fd, False)
-        while True:
-            try:
-                b = os.read(fd, 1 << 16)
-            except BlockingIOError:
-                return
-            if not b:
-                return
+        for b in available(fd):
             self.add(b)
 
     def text(self):

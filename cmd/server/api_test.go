@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -320,5 +321,55 @@ func TestBasicIsolationServes(t *testing.T) {
 	req, _ := http.NewRequest("GET", s.URL+"/info", nil)
 	if r := do(t, req); r.Body["isolation"] != "basic" || r.Body["isolation_reason"] == nil {
 		t.Errorf("GET /info = %s, want isolation basic with a reason", r.Raw)
+	}
+}
+
+func TestCPUHogDoesNotDelaySmallJob(t *testing.T) {
+	s := startServer(t, "--pool-size", "2")
+	hog := make(chan reply, 1)
+	go func() { hog <- s.execute(t, scriptWithTimeout("def main():\n    while True: pass", 3)) }()
+	waitFor(t, "the hog to start", func() bool {
+		req, _ := http.NewRequest("GET", s.URL+"/ready", nil)
+		return do(t, req).Body["busy_workers"] == 1.0
+	})
+	if r := s.execute(t, script("def main():\n    return 'small'")); r.Body["result"] != "small" {
+		t.Fatalf("small job: %s", r.Raw)
+	}
+	select {
+	case r := <-hog:
+		t.Errorf("the hog finished before the small job was answered: %s", r.Raw)
+	default: // the small job was answered while the hog still ran
+	}
+	if r := <-hog; !strings.HasPrefix(r.Body["error"].(string), "Time limit exceeded") {
+		t.Errorf("hog: %s", r.Raw)
+	}
+}
+
+func TestAPIKeysAndMetrics(t *testing.T) {
+	s := startServer(t, "--pool-size", "1", "--api-keys", "k-one,k-two")
+	req, _ := http.NewRequest("POST", s.URL+"/execute", strings.NewReader(script("def main(): return 1")))
+	if r := do(t, req); r.Status != 401 || r.Header.Get("WWW-Authenticate") == "" {
+		t.Errorf("without a key: %d %s", r.Status, r.Raw)
+	}
+	req, _ = http.NewRequest("POST", s.URL+"/execute", strings.NewReader(script("def main(): return 1")))
+	req.Header.Set("Authorization", "Bearer k-two")
+	if r := do(t, req); r.Status != 200 || r.Body["result"] != 1.0 {
+		t.Errorf("with a key: %d %s", r.Status, r.Raw)
+	}
+	resp, err := http.Get(s.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`pyexec_requests_total{code="OK",outcome="ok"} 1`,
+		`pyexec_requests_total{code="Unauthorized",outcome="unauthorized"} 1`,
+		`pyexec_pool_size 1`,
+		`pyexec_worker_spawns_total 1`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }
