@@ -283,6 +283,11 @@ def child_main(cfg, job_r, res_w, out_w):
     try:
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         os.setsid()  # its own process group: kill(0) cannot reach the template
+        try:  # over a memory cgroup's limit, the kernel kills the job, not the template
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write("1000")
+        except OSError:
+            pass
         os.close(CTL_IN)
         os.close(CTL_OUT)
         if cfg["warm"]:

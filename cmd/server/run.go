@@ -38,15 +38,22 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		}
 	}
 	sb, err := sandbox.New(sandbox.Config{
-		Mode:         cfg.Isolation,
-		MinLevel:     minLevel,
-		UID:          cfg.WorkerUID,
-		GID:          cfg.WorkerGID,
-		ScratchBytes: cfg.ScratchMB << 20,
-		PassEnv:      strings.Split(cfg.PassEnv, ","),
+		Mode:           cfg.Isolation,
+		MinLevel:       minLevel,
+		UID:            cfg.WorkerUID,
+		GID:            cfg.WorkerGID,
+		ScratchBytes:   cfg.ScratchMB << 20,
+		PassEnv:        strings.Split(cfg.PassEnv, ","),
+		JobMemoryBytes: cfg.MemoryMB << 20,
 	})
 	if err != nil {
 		return fmt.Errorf("sandbox: %w", err)
+	}
+	defer sb.Close()
+	memCgroup, memReason := sb.MemoryCgroup()
+	if !memCgroup {
+		log.Warn().Str("reason", memReason).
+			Msg("no memory cgroup: each job process is capped at --memory-mb, but not all of a job's processes together")
 	}
 	if reason := sb.Degraded(); reason != "" {
 		log.Warn().Str("isolation", sb.Level().String()).Str("reason", reason).
@@ -117,6 +124,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	if r := sb.Degraded(); r != "" {
 		info["isolation_reason"] = r
 	}
+	info["memory_cgroup"] = memCgroup
 	info["auth"] = len(keys) > 0
 	handler := api.Handler(api.Config{
 		MaxScriptBytes:    cfg.MaxScriptBytes,

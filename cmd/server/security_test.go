@@ -340,3 +340,31 @@ func grepLines(text, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestMemoryAcrossProcesses: RLIMIT_AS caps each process; a job that forks
+// several processes which each stay under it must still meet a cap on them
+// all together (a memory cgroup per worker, where the host gives one).
+func TestMemoryAcrossProcesses(t *testing.T) {
+	req, _ := http.NewRequest("GET", shared.URL+"/info", nil)
+	if info := do(t, req); info.Body["memory_cgroup"] != true {
+		t.Skip("no memory cgroup here (needs root and a cgroup v1 memory controller)")
+	}
+	r := shared.execute(t, scriptWithTimeout(`
+import os, time
+def main():
+    for i in range(6):
+        if os.fork() == 0:
+            b = bytearray(700 << 20)
+            for j in range(0, len(b), 4096): b[j] = 1
+            time.sleep(30)
+    b = bytearray(700 << 20)
+    for j in range(0, len(b), 4096): b[j] = 1
+    time.sleep(5)
+    return "survived"`, 20))
+	if msg, _ := r.Body["error"].(string); !strings.HasPrefix(msg, "Memory limit exceeded") || !strings.Contains(msg, "1024 MiB") {
+		t.Errorf("got %s, want the memory limit named", r.Raw)
+	}
+	if after := shared.execute(t, script("def main(): return 1")); after.Body["result"] != 1.0 {
+		t.Errorf("job after: %s", after.Raw)
+	}
+}

@@ -67,6 +67,10 @@ type Config struct {
 	// PassEnv lists server environment variables passed to workers as they
 	// are (for example OPENBLAS_CORETYPE). Everything else is dropped.
 	PassEnv []string
+	// JobMemoryBytes, when > 0 and the host allows it (root, cgroup v1
+	// memory controller), caps the memory of all of a job's processes
+	// together, on top of the per-process RLIMIT_AS.
+	JobMemoryBytes int64
 }
 
 // Sandbox builds worker commands at one isolation level.
@@ -76,6 +80,26 @@ type Sandbox struct {
 	bwrap  string
 	reason string // why the level is lower than namespaces, if it is
 	asRoot bool
+	memory *memoryCgroups // nil when jobs' total memory is not capped
+
+	memoryReason string
+}
+
+// Close removes what New set up on the host (the server's memory cgroup).
+// Call it after every worker has exited.
+func (s *Sandbox) Close() {
+	if s.memory != nil {
+		removeCgroup(s.memory.root)
+	}
+}
+
+// MemoryCgroup reports whether each job's processes together are capped by a
+// memory cgroup, and if not, why.
+func (s *Sandbox) MemoryCgroup() (bool, string) {
+	if s.memory != nil {
+		return true, ""
+	}
+	return false, s.memoryReason
 }
 
 // Level reports the isolation level the sandbox gives.
@@ -90,6 +114,9 @@ type Process struct {
 	Cmd     *exec.Cmd
 	Scratch []string // directories, as the worker sees them, emptied after each job
 	Cleanup func()
+	// OOMKills counts the processes the kernel has killed in the worker's
+	// memory cgroup (always 0 without one).
+	OOMKills func() int64
 }
 
 // ProgramFD is the file descriptor on which the worker program's source must
@@ -108,6 +135,32 @@ func (s *Sandbox) Command(python string) (*Process, error) {
 	if !filepath.IsAbs(python) {
 		return nil, fmt.Errorf("python %q must be an absolute path", python)
 	}
+	p, err := s.command(python)
+	if err != nil || s.memory == nil {
+		if p != nil {
+			p.OOMKills = func() int64 { return 0 }
+		}
+		return p, err
+	}
+	// Enter the worker's memory cgroup before exec, so that everything the
+	// worker ever starts is born inside it.
+	dir, err := s.memory.create(s.asRoot)
+	if err != nil {
+		p.Cleanup()
+		return nil, err
+	}
+	cmd := p.Cmd
+	wrapped := exec.Command("/bin/sh", append([]string{"-c", `echo $$ > "$0/cgroup.procs" && unset PWD OLDPWD && exec "$@"`, dir, cmd.Path}, cmd.Args[1:]...)...)
+	wrapped.Args[0] = cmd.Args[0]
+	wrapped.Env, wrapped.Dir, wrapped.SysProcAttr = cmd.Env, cmd.Dir, cmd.SysProcAttr
+	p.Cmd = wrapped
+	cleanup := p.Cleanup
+	p.Cleanup = func() { cleanup(); removeCgroup(dir) }
+	p.OOMKills = func() int64 { return oomKills(dir) }
+	return p, nil
+}
+
+func (s *Sandbox) command(python string) (*Process, error) {
 	if s.level == LevelNamespaces {
 		args := append(s.bwrapArgs(true), "--", python, "-I", "-B", workerPath)
 		cmd := exec.Command(s.bwrap, args...)

@@ -43,6 +43,19 @@ func New(cfg Config) (*Sandbox, error) {
 	default:
 		return nil, fmt.Errorf("unknown isolation mode %q (want auto, namespaces or basic)", cfg.Mode)
 	}
+	if cfg.JobMemoryBytes > 0 {
+		switch {
+		case !s.asRoot:
+			s.memoryReason = "the server does not run as root"
+		default:
+			m, err := newMemoryCgroups(cfg.JobMemoryBytes, cfg.UID)
+			if err != nil {
+				s.memoryReason = err.Error()
+			} else {
+				s.memory = m
+			}
+		}
+	}
 	if s.level < cfg.MinLevel {
 		return nil, fmt.Errorf("%w: %s required, host gives %s: %s", ErrLevelUnavailable, cfg.MinLevel, s.level, s.reason)
 	}

@@ -235,6 +235,7 @@ func (w *Worker) Run(ctx context.Context, job Job) (Outcome, error) {
 	if err := WriteFrame(w.in, req); err != nil {
 		return Outcome{}, w.deadErr(fmt.Errorf("sending job: %w", err))
 	}
+	ooms := w.proc.OOMKills()
 	deadline := time.Now().Add(job.Timeout + grace)
 	m, err := w.readMeta(ctx, deadline)
 	if err != nil {
@@ -247,7 +248,13 @@ func (w *Worker) Run(ctx context.Context, job Job) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
-	return outcome(m, body, job, w.cfg.Limits), nil
+	o := outcome(m, body, job, w.cfg.Limits)
+	if o.Kind != KindOK && w.proc.OOMKills() > ooms {
+		o.Kind = KindMemory
+		o.Error = fmt.Sprintf("Memory limit exceeded: the job's processes together may use at most %d MiB; the kernel killed one that went over",
+			w.cfg.Limits.MemoryBytes>>20)
+	}
+	return o, nil
 }
 
 func (w *Worker) readMeta(ctx context.Context, deadline time.Time) (*meta, error) {
