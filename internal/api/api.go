@@ -175,11 +175,8 @@ func (s *server) execute(w http.ResponseWriter, r *http.Request) {
 	log.Debug().Str("script", job.Script).Dur("timeout", job.Timeout).Msg("job")
 	out, err := s.runner.Run(r.Context(), job)
 	if err != nil {
-		code, msg := status(err)
-		setOutcome(r, map[int]string{503: "busy", 499: "cancelled"}[code])
-		if code == http.StatusInternalServerError {
-			setOutcome(r, "failed")
-		}
+		code, outcome, msg := status(err)
+		setOutcome(r, outcome)
 		if code == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "1")
 		}
@@ -201,22 +198,22 @@ func (s *server) execute(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// status maps a job that did not complete to a status code and a message
-// safe to show to clients.
-func status(err error) (int, string) {
+// status maps a job that did not complete to a status code, an outcome for
+// logs and metrics, and a message safe to show to clients.
+func status(err error) (code int, outcome, msg string) {
 	switch {
 	case errors.Is(err, pool.ErrQueueFull):
-		return http.StatusServiceUnavailable, "Server busy: the job queue is full; retry later"
+		return http.StatusServiceUnavailable, "busy", "Server busy: the job queue is full; retry later"
 	case errors.Is(err, pool.ErrQueueTimeout):
-		return http.StatusServiceUnavailable, "Server busy: no worker became free in time; retry later"
+		return http.StatusServiceUnavailable, "busy", "Server busy: no worker became free in time; retry later"
 	case errors.Is(err, pool.ErrClosed):
-		return http.StatusServiceUnavailable, "Server shutting down; retry on another instance"
+		return http.StatusServiceUnavailable, "busy", "Server shutting down; retry on another instance"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return 499, "Request cancelled by the client; the job was killed"
+		return 499, "cancelled", "Request cancelled by the client; the job was killed"
 	case errors.Is(err, worker.ErrUnresponsive):
-		return http.StatusInternalServerError, "Internal error: the worker stopped responding; the job was killed"
+		return http.StatusInternalServerError, "failed", "Internal error: the worker stopped responding; the job was killed"
 	}
-	return http.StatusInternalServerError, "Internal error: the worker failed while running the job"
+	return http.StatusInternalServerError, "failed", "Internal error: the worker failed while running the job"
 }
 
 func writeError(w http.ResponseWriter, code int, msg, stdout string) {
