@@ -275,7 +275,7 @@ def set_limits(cfg, timeout_s):
         resource.setrlimit(what, (n, n))
 
 
-def child_main(cfg, job_r, res_w, out_w):
+def child_main(cfg, warm, job_r, res_w, out_w):
     """Runs in the forked child. Never returns."""
     code = 0
     me = os.getpid()
@@ -290,7 +290,7 @@ def child_main(cfg, job_r, res_w, out_w):
             pass
         os.close(CTL_IN)
         os.close(CTL_OUT)
-        if cfg["warm"]:
+        if warm:
             warm_child()
         os.write(res_w, b"W")  # warmed: the template may announce it ready
         try:
@@ -358,7 +358,7 @@ class Child:
                 pass
 
 
-def fork_child(cfg):
+def fork_child(cfg, warm):
     job_r, job_w = os.pipe()
     res_r, res_w = os.pipe()
     out_r, out_w = os.pipe()
@@ -367,7 +367,7 @@ def fork_child(cfg):
         os.close(job_w)
         os.close(res_r)
         os.close(out_r)
-        child_main(cfg, job_r, res_w, out_w)
+        child_main(cfg, warm, job_r, res_w, out_w)
     for fd in (job_r, res_w, out_w):
         os.close(fd)
     child = Child(pid, job_w, res_r, out_r)
@@ -376,9 +376,10 @@ def fork_child(cfg):
     return child
 
 
-def descendants(job_sid):
-    """Pids of every living process below this one (it is a subreaper) and,
-    where subreapers are not supported (old gVisor), of the job's session."""
+def descendants(job_sid, keep):
+    """Pids of every living process below this one (it is a subreaper) but
+    the waiting children in keep, and, where subreapers are not supported
+    (old gVisor), of the job's session."""
     me = os.getpid()
     parent, victims = {}, set()
     for name in os.listdir("/proc"):
@@ -391,38 +392,42 @@ def descendants(job_sid):
             continue
         fields = stat[stat.rfind(b")") + 2:].split()
         pid = int(name)
+        if fields[0] == b"Z":
+            continue  # dead already; reaped below
         parent[pid] = int(fields[1])
         if job_sid is not None and int(fields[3]) == job_sid and pid != me:
             victims.add(pid)
     frontier = {me}
     while frontier:
-        frontier = {p for p, pp in parent.items() if pp in frontier and p not in victims}
+        frontier = {p for p, pp in parent.items() if pp in frontier and p not in victims and p not in keep}
         victims |= frontier
     return victims
 
 
 def reap():
+    """Reaps every child that has exited."""
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return False  # no children left at all
+            return
         if pid == 0:
-            return True  # children remain
+            return
 
 
 SUBREAPER = True  # False where PR_SET_CHILD_SUBREAPER is refused
 
 
-def kill_all(job_sid=None):
-    """SIGKILLs every process the job left behind and reaps them. The job
-    process made its own session (job_sid): without a subreaper, orphans
-    are found by that session instead of by ancestry."""
+def kill_all(job_sid, keep):
+    """SIGKILLs every process the job left behind and reaps them, sparing the
+    waiting children in keep. The job process made its own session
+    (job_sid): without a subreaper, orphans are found by that session
+    instead of by ancestry."""
     scan_session = job_sid if not SUBREAPER else None
     for _ in range(1000):
-        children = reap()
-        victims = descendants(scan_session) if children or scan_session is not None else set()
-        if not victims and not children:
+        reap()
+        victims = descendants(scan_session, keep)
+        if not victims:
             return
         for pid in victims:
             try:
@@ -450,7 +455,7 @@ def wipe(dirs):
                 os.unlink(p)
 
 
-def run_job(child, job, cfg):
+def run_job(child, job, cfg, keep):
     """Runs one job on the waiting child; returns (meta, result_payload).
 
     It returns as soon as the child's result frame is complete: the child
@@ -514,7 +519,7 @@ def run_job(child, job, cfg):
     meta["elapsed_ms"] = int((time.monotonic() - start) * 1000)
     if meta["status"] != "result":
         # Without a result, stop every writer before the final drain.
-        cleanup(child, cfg, wipe_scratch=False)
+        cleanup(child, cfg, keep, wipe_scratch=False)
     out.drain(child.out_r)
     if meta["status"] in ("exited", "signaled"):
         res += drain(child.res_r, max_res - len(res))
@@ -576,41 +581,71 @@ class Capture:
         return self.buf.decode("utf-8", "replace")
 
 
-def cleanup(child, cfg, wipe_scratch=True):
-    """Kills and reaps every process of the job; wipes the scratch directories."""
+def cleanup(child, cfg, keep=(), wipe_scratch=True):
+    """Kills and reaps every process of the job, sparing the waiting children
+    whose pids are in keep; wipes the scratch directories."""
     if not child.reaped:
         try:
             os.kill(child.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        os.waitpid(child.pid, 0)
+            os.waitpid(child.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass  # a waiting child that died and was reaped already
         child.reaped = True
-    kill_all(child.pid)
+    kill_all(child.pid, set(keep))
     if wipe_scratch:
         wipe(cfg["scratch"])
 
 
+def wants_warm(script):
+    """Whether a script should run in a warmed child. A warm-up costs about
+    5 ms of CPU per job, which scripts that touch neither numpy nor pandas do
+    not need; a script that does without this hint still runs correctly, it
+    only pays the page faults itself."""
+    return "numpy" in script or "pandas" in script
+
+
+def intact(child):
+    """Whether a waiting child is still asleep on its job pipe. The job that
+    ran beside it (same uid) could have stopped or killed it."""
+    try:
+        with open("/proc/%d/stat" % child.pid, "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2:].split()[0] == b"S"
+
+
 def serve(cfg):
-    child = fork_child(cfg)
+    # Two waiting children in warm mode: one warmed for numpy and pandas
+    # scripts, one plain for the rest.
+    kinds = (True, False) if cfg["warm"] else (False,)
+    children = {warm: fork_child(cfg, warm) for warm in kinds}
     send({"type": "ready"})
     while True:
         try:
             job = json.loads(read_frame(CTL_IN))
         except EOFError:
             return
+        warm = cfg["warm"] and wants_warm(job["script"])
+        child = children.pop(warm)
+        keep = [c.pid for c in children.values()]
+        if not intact(child):
+            cleanup(child, cfg, keep)
+            child.close()
+            child = fork_child(cfg, warm)
         # Only the job process learns the nonce, after fork: a script that
         # writes blind frames to its fds cannot pass them off as its result.
         job["nonce"] = os.urandom(16).hex()
         try:
-            meta, body = run_job(child, job, cfg)
+            meta, body = run_job(child, job, cfg, keep)
             send(meta)
             write_frame(CTL_OUT, body)
         finally:
-            cleanup(child, cfg)
+            cleanup(child, cfg, keep)
             child.close()
         if cfg.get("one_shot"):
             return
-        child = fork_child(cfg)
+        children[warm] = fork_child(cfg, warm)
         send({"type": "ready"})
 
 

@@ -117,7 +117,8 @@ def main():
             except OSError:
                 pass
     return found`, 0, result([]string{})},
-		{"/proc shows only the sandbox", `def main(): return len([p for p in os.listdir("/proc") if p.isdigit()]) <= 3`, 0, result(true)},
+		// init, the template, its other waiting child and the job itself.
+		{"/proc shows only the sandbox", `def main(): return len([p for p in os.listdir("/proc") if p.isdigit()]) <= 4`, 0, result(true)},
 		{"template memory", `def main(): return attempt(lambda: open("/proc/2/mem", "rb").read(1))`, 0, result("EACCES")},
 		{"template fds", `def main(): return attempt(lambda: os.listdir("/proc/2/fd"))`, 0, result("EACCES")},
 		{"hostname", `def main(): return socket.gethostname()`, 0, result("sandbox")},
@@ -156,7 +157,7 @@ def main():
         os._exit(0)
     time.sleep(0.1)
     return "left"`, 0, result("left")},
-		{"no process survived", `def main(): return len([p for p in os.listdir("/proc") if p.isdigit()])`, 0, result(3)},
+		{"no process survived", `def main(): return len([p for p in os.listdir("/proc") if p.isdigit()])`, 0, result(4)},
 		{"fork bomb", `
 def main():
     while True: os.fork()`, 0, failsWith("at most 64 processes and threads")},
@@ -164,7 +165,7 @@ def main():
 import threading, time
 def main():
     while True: threading.Thread(target=time.sleep, args=(60,), daemon=True).start()`, 0, failsWith("at most 64 processes and threads")},
-		{"after the bombs", `def main(): return len([p for p in os.listdir("/proc") if p.isdigit()])`, 0, result(3)},
+		{"after the bombs", `def main(): return len([p for p in os.listdir("/proc") if p.isdigit()])`, 0, result(4)},
 
 		// Network egress.
 		{"tcp to the server's port", `def main(): return attempt(lambda: socket.create_connection(("127.0.0.1", ` + hostPort + `), timeout=1))`, 0, result("EPERM")},
@@ -266,12 +267,22 @@ def main(): return {"x": list(gen())}`, 1, failsWith("Time limit exceeded")},
 		{"kill with a high-bits pid", `def main(): return sc(62, 0x100000002, 9)`, 0, result("EPERM")},
 		{"tgkill the template", `def main(): return sc(234, 2, 2, 9)`, 0, result("EPERM")},
 		{"pidfd of the template", `def main(): return sc(434, 2, 0)`, 0, result("EPERM")},
+		// Besides init and the template, the job can see the template's other
+		// waiting child; it may stop or kill it, and the template replaces
+		// it before its next job (the checks after each attack run one job
+		// of each kind).
 		{"stop every visible process", `
 import signal
 def main():
     me = os.getpid()
-    return sorted(set(attempt(lambda: os.kill(int(p), signal.SIGSTOP)) for p in os.listdir("/proc") if p.isdigit() and int(p) != me))`, 0,
-			result([]string{"EPERM"})},
+    got = {p: attempt(lambda: os.kill(int(p), signal.SIGSTOP)) for p in os.listdir("/proc") if p.isdigit() and int(p) != me}
+    return [got["1"], got["2"]]`, 0, result([]string{"EPERM", "EPERM"})},
+		{"kill every visible process", `
+import signal
+def main():
+    me = os.getpid()
+    got = {p: attempt(lambda: os.kill(int(p), signal.SIGKILL)) for p in os.listdir("/proc") if p.isdigit() and int(p) != me}
+    return [got["1"], got["2"]]`, 0, result([]string{"EPERM", "EPERM"})},
 
 		// Protocol forgery.
 		{"fake frames to every fd, then return", `
@@ -320,9 +331,14 @@ def main():
 			if h := do(t, health); h.Status != 200 {
 				t.Fatalf("service unhealthy after the attack: %d %s", h.Status, h.Raw)
 			}
+			// One job for each kind of waiting child: warmed and plain.
 			after := s.execute(t, script("import numpy as np\ndef main():\n    print('fine')\n    return int(np.arange(5).sum())"))
 			if after.Status != 200 || after.Body["result"] != 10.0 || after.Body["stdout"] != "fine" {
 				t.Fatalf("ordinary job after the attack: %d %s", after.Status, after.Raw)
+			}
+			plain := s.execute(t, script("def main():\n    return 'plain'"))
+			if plain.Status != 200 || plain.Body["result"] != "plain" {
+				t.Fatalf("ordinary plain job after the attack: %d %s", plain.Status, plain.Raw)
 			}
 		})
 	}
