@@ -330,13 +330,18 @@ func (p *Pool) runCold(ctx context.Context, job worker.Job) (worker.Outcome, err
 		p.waiting.Add(-1)
 		return worker.Outcome{}, ctx.Err()
 	}
-	defer func() { <-p.cold }()
 	w, err := p.spawn(ctx, false)
 	if err != nil {
+		<-p.cold
 		return worker.Outcome{}, err
 	}
-	defer w.Close()
-	return w.Run(ctx, job)
+	out, err := w.Run(ctx, job)
+	// Answer now; the slot is free once the worker has exited.
+	go func() {
+		w.Close()
+		<-p.cold
+	}()
+	return out, err
 }
 
 // maintain keeps the pool at Size workers until Close.
