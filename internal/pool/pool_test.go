@@ -207,15 +207,25 @@ func TestConcurrentJobsAllComplete(t *testing.T) {
 	}
 }
 
-func TestStartFailureFailsNew(t *testing.T) {
-	t.Setenv(fakeEnv, "fatal")
+// newFailingPool runs New with fake workers in mode, which must not start.
+func newFailingPool(t *testing.T, mode string, size int, startTimeout time.Duration) error {
+	t.Helper()
+	t.Setenv(fakeEnv, mode)
 	sb, err := sandbox.New(sandbox.Config{Mode: "basic", PassEnv: []string{fakeEnv}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = New(context.Background(), Config{Size: 2, Worker: worker.Config{
-		Python: fakeBinary, Program: []byte("fake"), Sandbox: sb, StartTimeout: 5 * time.Second,
+	p, err := New(context.Background(), Config{Size: size, Worker: worker.Config{
+		Python: fakeBinary, Program: []byte("fake"), Sandbox: sb, StartTimeout: startTimeout,
 	}})
+	if err == nil {
+		p.Close(context.Background())
+	}
+	return err
+}
+
+func TestStartFailureFailsNew(t *testing.T) {
+	err := newFailingPool(t, "fatal", 2, 5*time.Second)
 	var se *worker.StartError
 	if !errors.As(err, &se) || !strings.Contains(se.Error(), "seccomp") {
 		t.Fatalf("New = %v, want a StartError naming the cause", err)
@@ -224,14 +234,7 @@ func TestStartFailureFailsNew(t *testing.T) {
 }
 
 func TestStartTimeout(t *testing.T) {
-	t.Setenv(fakeEnv, "silent")
-	sb, err := sandbox.New(sandbox.Config{Mode: "basic", PassEnv: []string{fakeEnv}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = New(context.Background(), Config{Size: 1, Worker: worker.Config{
-		Python: fakeBinary, Program: []byte("fake"), Sandbox: sb, StartTimeout: 200 * time.Millisecond,
-	}})
+	err := newFailingPool(t, "silent", 1, 200*time.Millisecond)
 	if !errors.Is(err, worker.ErrUnresponsive) || !strings.Contains(err.Error(), "not ready within 200ms") {
 		t.Fatalf("New = %v, want a start timeout", err)
 	}
