@@ -6,16 +6,21 @@ frame: a 4-byte big-endian length, then that many bytes of UTF-8 JSON.
 
 Lifecycle:
   1. The server sends a config frame (limits, seccomp program, warm flag).
-  2. The template imports numpy and pandas (warm mode), forks a job child that
-     warms its inherited pages and then blocks, and sends {"type": "ready"}.
+  2. The template imports numpy and pandas (warm mode) and forks two job
+     children that block until they get a job: one that first warms its
+     inherited pages with a seed-like numpy/pandas script, one plain. Then it
+     sends {"type": "ready"}. (Cold mode: no imports, one plain child, and
+     the template exits after one job.)
   3. For each job frame {"script", "timeout_ms"} the template hands the script
-     to the waiting child, which applies rlimits and seccomp, runs the script,
+     to a waiting child (the warmed one when the script mentions numpy or
+     pandas), which applies rlimits and seccomp, runs the script,
      and writes one result frame on its own pipe before exiting. The template
      captures the child's fd 1 (capped), enforces the wall-clock limit, kills
      every process the job left behind, wipes the scratch directories and
      answers with a "done" frame followed by the child's result frame (empty if
      there is none).
-  4. The template forks the next child and sends {"type": "ready"} again.
+  4. The template forks a child to replace the one used and sends
+     {"type": "ready"} again.
 
 If anything about the template's own state is in doubt it sends
 {"type": "fatal"} and exits; the server then replaces the whole worker. The
