@@ -397,8 +397,6 @@ def descendants(job_sid, keep):
             continue
         fields = stat[stat.rfind(b")") + 2:].split()
         pid = int(name)
-        if fields[0] == b"Z":
-            continue  # dead already; reaped below
         parent[pid] = int(fields[1])
         if job_sid is not None and int(fields[3]) == job_sid and pid != me:
             victims.add(pid)
@@ -431,6 +429,8 @@ def kill_all(job_sid, keep):
     scan_session = job_sid if not SUBREAPER else None
     for _ in range(1000):
         reap()
+        # Zombies count too: a killed grandchild stays in /proc until the
+        # subreaper (this process) inherits and reaps it.
         victims = descendants(scan_session, keep)
         if not victims:
             return
