@@ -249,8 +249,10 @@ func (w *Worker) Run(ctx context.Context, job Job) (Outcome, error) {
 		return Outcome{}, err
 	}
 	o := outcome(m, body, job, w.cfg.Limits)
-	if o.Kind != KindOK && w.proc.OOMKills() > ooms {
-		o.Kind = KindMemory
+	// A job whose process the kernel killed for memory hit its limit, even if
+	// the process main() ran in survived to return a value.
+	if w.proc.OOMKills() > ooms {
+		o.Kind, o.Result = KindMemory, nil
 		o.Error = fmt.Sprintf("Memory limit exceeded: the job's processes together may use at most %d MiB; the kernel killed one that went over",
 			w.cfg.Limits.MemoryBytes>>20)
 	}
