@@ -328,7 +328,11 @@ def child_main(cfg, warm, job_r, res_w, out_w):
             _exit(0)  # a process the script forked: only the job process answers
         if isinstance(out, dict):
             out = _dumps(out, ensure_ascii=False)
-        write_frame(res_w, nonce + out.encode("utf-8", "surrogatepass"))
+        try:
+            data = out.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: escape them, JSON allows that
+            data = _dumps(json.loads(out), ensure_ascii=True).encode()
+        write_frame(res_w, nonce + data)
     except BaseException as e:  # the child must never return into the template's loop
         code = 120
         try:

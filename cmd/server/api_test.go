@@ -81,6 +81,8 @@ func TestScriptOutcomes(t *testing.T) {
 			map[string]any{"result": map[string]any{"i": 5.0, "f": 0.5, "b": true, "arr": []any{0.0, 1.0, 2.0}, "m": []any{[]any{1.0, 0.0}, []any{0.0, 1.0}},
 				"df": []any{map[string]any{"a": 1.0, "b": "x"}, map[string]any{"a": 2.0, "b": nil}}, "s": []any{1.0, 2.0},
 				"ts": "2024-01-02T03:04:05", "idx": []any{"a", "b"}, "set": []any{1.0}, "tuple": []any{1.0, 2.0}}, "stdout": ""}, "ok"},
+		{"lone surrogate stays valid JSON", script("def main():\n    return '\\ud800x'"),
+			map[string]any{"result": "\ufffdx", "stdout": ""}, "ok"},
 		{"unicode", script("def main():\n    print('héllo ✓ 🐍')\n    return {'k': 'värde ✓'}"),
 			map[string]any{"result": map[string]any{"k": "värde ✓"}, "stdout": "héllo ✓ 🐍"}, "ok"},
 		{"C-level writes to fd 1 are captured", script("import os\ndef main():\n    print('py', flush=True)\n    os.write(1, b'raw\\n')\n    os.system('echo from-child')\n    return 1"),

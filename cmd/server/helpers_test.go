@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // These tests run the real server binary with real Python workers.
@@ -243,6 +244,9 @@ func do(t *testing.T, req *http.Request) reply {
 		t.Fatal(err)
 	}
 	r := reply{Status: resp.StatusCode, Header: resp.Header, Raw: string(raw)}
+	if !utf8.Valid(raw) {
+		t.Fatalf("response is not valid UTF-8: %q", raw)
+	}
 	if err := json.Unmarshal(raw, &r.Body); err != nil {
 		t.Fatalf("response is not a JSON object: %v: %q", err, raw)
 	}
