@@ -66,7 +66,7 @@ var (
 	waitingDesc  = prometheus.NewDesc("pyexec_pool_waiting_requests", "Requests waiting for a worker.", nil, nil)
 	spawnsDesc   = prometheus.NewDesc("pyexec_worker_spawns_total", "Workers started.", nil, nil)
 	spawnErrDesc = prometheus.NewDesc("pyexec_worker_spawn_failures_total", "Workers that failed to start.", nil, nil)
-	killsDesc    = prometheus.NewDesc("pyexec_worker_kills_total", "Workers destroyed, by reason (cancelled, unresponsive, exited, protocol, not_ready).", []string{"reason"}, nil)
+	killsDesc    = prometheus.NewDesc("pyexec_worker_kills_total", "Workers destroyed, by reason (cancelled, unresponsive, exited, protocol, not_ready, died_idle).", []string{"reason"}, nil)
 )
 
 type poolCollector struct{ stat func() pool.Stat }

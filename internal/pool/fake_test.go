@@ -120,6 +120,12 @@ func fakeWorker(mode string) {
 			cmd.ExtraFiles = []*os.File{in, out}
 			cmd.Start()
 			time.Sleep(time.Hour)
+		case "dieidle": // answers, says ready, then dies while idle
+			send(map[string]any{"type": "done", "status": "result"})
+			worker.WriteFrame(out, []byte(`{"result": 1}`))
+			send(map[string]string{"type": "ready"})
+			time.Sleep(20 * time.Millisecond)
+			os.Exit(0)
 		case "sleep":
 			d, _ := time.ParseDuration(arg)
 			time.Sleep(d)

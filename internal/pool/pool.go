@@ -192,10 +192,9 @@ func (p *Pool) Run(ctx context.Context, job worker.Job) (worker.Outcome, error) 
 func (p *Pool) acquire(ctx context.Context) (*puddle.Resource[*worker.Worker], error) {
 	p.mu.Lock()
 	if len(p.queue) == 0 { // nobody ahead: no need to queue if one is idle
-		res, err := p.p.TryAcquire(context.Background())
-		if err == nil || errors.Is(err, puddle.ErrClosedPool) {
+		if res, ok, err := p.take(); ok {
 			p.mu.Unlock()
-			return res, closedErr(err)
+			return res, err
 		}
 	}
 	turn := make(chan struct{}, 1)
@@ -220,13 +219,33 @@ func (p *Pool) acquire(ctx context.Context) (*puddle.Resource[*worker.Worker], e
 		}
 		p.mu.Lock()
 		if p.queue[0] == turn { // only the head of the queue may take a worker
-			res, err := p.p.TryAcquire(context.Background())
-			if err == nil || errors.Is(err, puddle.ErrClosedPool) {
+			if res, ok, err := p.take(); ok {
 				p.mu.Unlock()
-				return res, closedErr(err)
+				return res, err
 			}
 		}
 		p.mu.Unlock()
+	}
+}
+
+// take tries to get an idle, live worker; ok reports whether the caller is
+// done (with a worker or with ErrClosed). A worker that died while idle (the
+// OOM killer, or, at basic level, another job) is destroyed, not handed out.
+func (p *Pool) take() (*puddle.Resource[*worker.Worker], bool, error) {
+	for {
+		res, err := p.p.TryAcquire(context.Background())
+		if errors.Is(err, puddle.ErrClosedPool) {
+			return nil, true, ErrClosed
+		}
+		if err != nil {
+			return nil, false, nil
+		}
+		select {
+		case <-res.Value().Exited():
+			p.destroy(res, "died_idle")
+		default:
+			return res, true, nil
+		}
 	}
 }
 
@@ -244,13 +263,6 @@ func (p *Pool) leave(turn chan struct{}) {
 	if len(p.queue) > 0 && p.p.Stat().IdleResources() > 0 {
 		poke(p.queue[0])
 	}
-}
-
-func closedErr(err error) error {
-	if errors.Is(err, puddle.ErrClosedPool) {
-		return ErrClosed
-	}
-	return err
 }
 
 func poke(ch chan struct{}) {

@@ -144,6 +144,21 @@ func TestNotReadyAfterJobIsReplaced(t *testing.T) {
 	waitFor(t, "a replacement worker", func() bool { return p.Stat().Spawns == 2 && p.Stat().Idle == 1 })
 }
 
+func TestWorkerThatDiedIdleIsNotHandedOut(t *testing.T) {
+	p := newTestPool(t, "ok", Config{Size: 1})
+	if _, err := p.Run(context.Background(), job("dieidle")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the idle worker to die", func() bool { return len(fakePids()) == 0 })
+	out, err := p.Run(context.Background(), job("after"))
+	if err != nil || string(out.Result) != `"after"` {
+		t.Fatalf("job after an idle worker died = %s, %v; want it run on a new worker", out.Result, err)
+	}
+	if got := p.Stat().Kills["died_idle"]; got != 1 {
+		t.Errorf("died_idle kills = %d, want 1", got)
+	}
+}
+
 func TestCancelKillsJob(t *testing.T) {
 	p := newTestPool(t, "ok", Config{Size: 1})
 	ctx, cancel := context.WithCancel(context.Background())
