@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -374,4 +375,34 @@ func TestAPIKeysAndMetrics(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+}
+
+// TestKilledWorkerTakesItsJobsProcessesAlong: at LevelBasic a job's processes
+// live in sessions of their own, outside the worker's process group; when the
+// worker is killed (here: its client went away) they must go too.
+func TestKilledWorkerTakesItsJobsProcessesAlong(t *testing.T) {
+	s := startServer(t, "--pool-size", "1", "--isolation", "basic")
+	req, _ := http.NewRequest("GET", s.URL+"/info", nil)
+	if info := do(t, req); info.Body["memory_cgroup"] != true {
+		t.Skip("needs the worker cgroup (root, cgroup v1)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	req, _ = http.NewRequestWithContext(ctx, "POST", s.URL+"/execute", strings.NewReader(script(`
+import subprocess, time
+def main():
+    subprocess.Popen(["/bin/sleep", "3600"], start_new_session=True)
+    time.sleep(60)`)))
+	if _, err := http.DefaultClient.Do(req); err == nil {
+		t.Fatal("request finished; want the client to give up")
+	}
+	sleeping := func() bool {
+		for _, pid := range s.workerPids() {
+			if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.HasPrefix(string(b), "/bin/sleep") {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor(t, "the job's background process to be killed with its worker", func() bool { return !sleeping() })
 }

@@ -117,6 +117,10 @@ type Process struct {
 	// OOMKills counts the processes the kernel has killed in the worker's
 	// memory cgroup (always 0 without one).
 	OOMKills func() int64
+	// KillAll SIGKILLs every process in the worker's cgroup, wherever it
+	// moved in the process tree; without a cgroup it does nothing, and the
+	// caller's process-group kill is all there is.
+	KillAll func()
 }
 
 // ProgramFD is the file descriptor on which the worker program's source must
@@ -139,6 +143,7 @@ func (s *Sandbox) Command(python string) (*Process, error) {
 	if err != nil || s.memory == nil {
 		if p != nil {
 			p.OOMKills = func() int64 { return 0 }
+			p.KillAll = func() {}
 		}
 		return p, err
 	}
@@ -157,6 +162,7 @@ func (s *Sandbox) Command(python string) (*Process, error) {
 	cleanup := p.Cleanup
 	p.Cleanup = func() { cleanup(); removeCgroup(dir) }
 	p.OOMKills = func() int64 { return oomKills(dir) }
+	p.KillAll = func() { killGroup(dir) }
 	return p, nil
 }
 

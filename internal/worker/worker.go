@@ -323,14 +323,17 @@ func (w *Worker) Close() {
 }
 
 // Kill SIGKILLs the worker's whole process group (and with it, at
-// LevelNamespaces, its pid namespace), waits up to 5s for it to exit and
-// releases its resources. It is idempotent and safe from any goroutine.
+// LevelNamespaces, its pid namespace) and every process in its cgroup, waits
+// up to 5s for it to exit and releases its resources. It is idempotent and safe from any goroutine.
 func (w *Worker) Kill() {
 	w.kill.Do(func() {
 		pid := w.proc.Cmd.Process.Pid
 		if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 			w.log.Warn().Err(err).Msg("killing worker process group")
 		}
+		// Job processes run in sessions of their own: at LevelBasic only
+		// the worker's cgroup, where there is one, still holds them all.
+		w.proc.KillAll()
 		select {
 		case <-w.exited:
 		case <-time.After(5 * time.Second):
