@@ -436,6 +436,7 @@ type Stat struct {
 	Busy          int
 	Starting      int
 	Waiting       int
+	MaxQueue      int
 	Spawns        int64
 	SpawnFailures int64
 	LastSpawnErr  string
@@ -444,7 +445,7 @@ type Stat struct {
 
 // Stat returns a snapshot of the pool.
 func (p *Pool) Stat() Stat {
-	s := Stat{Size: p.cfg.Size, Waiting: int(max(p.waiting.Load(), 0)), Spawns: p.spawns.Load(),
+	s := Stat{Size: p.cfg.Size, Waiting: int(max(p.waiting.Load(), 0)), MaxQueue: p.cfg.MaxQueue, Spawns: p.spawns.Load(),
 		SpawnFailures: p.spawnFailures.Load(), Kills: map[string]int64{}}
 	if e := p.lastSpawnErr.Load(); e != nil {
 		s.LastSpawnErr = *e
@@ -462,8 +463,10 @@ func (p *Pool) Stat() Stat {
 	return s
 }
 
-// Ready reports whether a job submitted now would find a worker within the
-// pool's capacity: the pool has warm workers and its queue is not saturated.
+// Ready reports whether the pool should be sent more work: it has warm
+// workers, and its queue is less than half full. (Not "no request waits": a
+// busy pool always has a few waiting, and if every replica turned unready at
+// once, a load balancer would have nowhere to send anything.)
 func (s Stat) Ready() (bool, string) {
 	if s.Size > 0 && s.Idle+s.Busy == 0 {
 		if s.LastSpawnErr != "" {
@@ -471,8 +474,8 @@ func (s Stat) Ready() (bool, string) {
 		}
 		return false, "no warm workers yet"
 	}
-	if s.Waiting > 0 && s.Idle == 0 {
-		return false, fmt.Sprintf("saturated: %d requests waiting", s.Waiting)
+	if s.Idle == 0 && s.Waiting > 0 && s.Waiting >= (s.MaxQueue+1)/2 {
+		return false, fmt.Sprintf("saturated: %d of %d queue places taken", s.Waiting, s.MaxQueue)
 	}
 	return true, ""
 }

@@ -285,3 +285,23 @@ func TestColdMode(t *testing.T) {
 		t.Errorf("spawns = %d, want 4", got)
 	}
 }
+
+func TestReady(t *testing.T) {
+	tests := []struct {
+		stat Stat
+		want bool
+	}{
+		{Stat{Size: 2, Idle: 2, MaxQueue: 64}, true},
+		{Stat{Size: 2, Busy: 2, Waiting: 5, MaxQueue: 64}, true}, // busy, not saturated
+		{Stat{Size: 2, Busy: 2, Waiting: 32, MaxQueue: 64}, false},
+		{Stat{Size: 2, Idle: 1, Busy: 1, Waiting: 40, MaxQueue: 64}, true},
+		{Stat{Size: 2, Starting: 2, MaxQueue: 64}, false}, // not warm yet
+		{Stat{Size: 0, Busy: 2, MaxQueue: 64}, true},      // cold mode
+		{Stat{Size: 1, Busy: 1, Waiting: 1, MaxQueue: 1}, false},
+	}
+	for _, tt := range tests {
+		if got, why := tt.stat.Ready(); got != tt.want {
+			t.Errorf("%+v.Ready() = %v (%s), want %v", tt.stat, got, why, tt.want)
+		}
+	}
+}
