@@ -58,8 +58,9 @@ func ownCgroup(controller string) (string, error) {
 	return "", fmt.Errorf("no cgroup v1 %s controller", controller)
 }
 
-// create makes one worker's group and returns its directory.
-func (m *memoryCgroups) create(asRoot bool) (string, error) {
+// create makes one worker's group and returns its directory. cgroup.procs is
+// handed to the worker uid so that the worker's launcher can enter it.
+func (m *memoryCgroups) create() (string, error) {
 	dir := filepath.Join(m.root, "w-"+strconv.FormatInt(m.next.Add(1), 10))
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return "", err
@@ -69,7 +70,7 @@ func (m *memoryCgroups) create(asRoot bool) (string, error) {
 	if err == nil {
 		err = write("memory.swappiness", "0")
 	}
-	if err == nil && asRoot {
+	if err == nil {
 		err = os.Chown(filepath.Join(dir, "cgroup.procs"), m.uid, -1)
 	}
 	if err != nil {

@@ -149,7 +149,7 @@ func (s *Sandbox) Command(python string) (*Process, error) {
 	}
 	// Enter the worker's memory cgroup before exec, so that everything the
 	// worker ever starts is born inside it.
-	dir, err := s.memory.create(s.asRoot)
+	dir, err := s.memory.create() // only ever set up when the server is root
 	if err != nil {
 		p.Cleanup()
 		return nil, err
