@@ -15,7 +15,15 @@ var (
 	ErrExited = errors.New("worker exited")
 	// ErrUnresponsive means the worker missed a deadline the protocol gives it.
 	ErrUnresponsive = errors.New("worker unresponsive")
+	// ErrNotDelivered wraps any Run error from before the template
+	// acknowledged the job: no job process has seen the script, so the job
+	// is safe to retry on another worker (pgconn's SafeToRetry).
+	ErrNotDelivered = errors.New("job not delivered")
 )
+
+// SafeToRetry reports whether err from Run means the job never reached a job
+// process, so running it elsewhere cannot run it twice.
+func SafeToRetry(err error) bool { return errors.Is(err, ErrNotDelivered) }
 
 // StartError reports a worker that could not be brought up, with what the
 // worker said about it when it said anything.

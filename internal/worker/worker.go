@@ -57,8 +57,9 @@ type Worker struct {
 	stderr  *tail
 	created time.Time
 	jobs    atomic.Int64
-	exited  chan struct{}
-	exitErr error // set before exited is closed
+	died    chan struct{} // closed as soon as Wait returns
+	exited  chan struct{} // closed once the exit is recorded and cleaned up
+	exitErr error         // set before exited is closed
 	kill    sync.Once
 	log     zerolog.Logger
 }
@@ -98,6 +99,7 @@ func Start(ctx context.Context, cfg Config) (_ *Worker, retErr error) {
 		out:     outR,
 		stderr:  &tail{max: 4096},
 		created: time.Now(),
+		died:    make(chan struct{}),
 		exited:  make(chan struct{}),
 	}
 	cmd := proc.Cmd
@@ -201,8 +203,30 @@ func (w *Worker) Created() time.Time { return w.created }
 // Jobs returns how many jobs the worker has run.
 func (w *Worker) Jobs() int64 { return w.jobs.Load() }
 
-// Exited is closed once the worker process has exited.
+// Exited is closed once the worker process has exited and its sandbox has
+// been cleaned up.
 func (w *Worker) Exited() <-chan struct{} { return w.exited }
+
+// Died is closed as soon as the worker process has been reaped, before any
+// clean-up: the earliest moment a channel can tell. Alive sees earlier still.
+func (w *Worker) Died() <-chan struct{} { return w.died }
+
+// Alive reports whether the worker's process is still running. Unlike Died
+// it sees a process that has exited but not yet been reaped (a zombie), by
+// asking the kernel without reaping it.
+func (w *Worker) Alive() bool {
+	select {
+	case <-w.died:
+		return false
+	default:
+	}
+	var info unix.Siginfo
+	err := unix.Waitid(unix.P_PID, w.proc.Cmd.Process.Pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+	if err != nil {
+		return !errors.Is(err, unix.ECHILD) // ECHILD: reaped already
+	}
+	return info.Signo == 0 // siginfo stays zero while the child runs
+}
 
 // WaitReady blocks until the worker announces a warm job child, ctx ends or
 // StartTimeout passes. Any error leaves the worker unusable: Kill it.
@@ -348,6 +372,7 @@ func (w *Worker) Kill() {
 // closes exited.
 func (w *Worker) wait() {
 	err := w.proc.Cmd.Wait()
+	close(w.died)
 	w.proc.Cleanup()
 	ev := w.log.Info().Int64("jobs_run", w.jobs.Load()).Dur("age", time.Since(w.created))
 	state := w.proc.Cmd.ProcessState
