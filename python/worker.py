@@ -1,24 +1,31 @@
-"""python-executor worker: a template interpreter that never runs user code.
+"""python-executor worker: a template interpreter that never runs user code
+and never holds a job's data.
 
 The Go server starts this file inside the sandbox and talks to it over two
-pipes, fd 3 (server -> worker) and fd 4 (worker -> server). Every message is a
-frame: a 4-byte big-endian length, then that many bytes of UTF-8 JSON.
+pipes, fd 3 (server -> worker) and fd 4 (worker -> server), and one socket,
+fd 6, on which the server passes each job's file descriptors. Every message
+on the pipes is a frame: a 4-byte big-endian length, then that many bytes of
+UTF-8 JSON.
 
 Lifecycle:
-  1. The server sends a config frame (limits, seccomp program, warm flag).
+  1. The server sends a config frame (limits, seccomp program, Landlock
+     rules, warm flag).
   2. The template imports numpy and pandas (warm mode) and forks two job
      children that block until they get a job: one that first warms its
      inherited pages with a seed-like numpy/pandas script, one plain. Then it
      sends {"type": "ready"}. (Cold mode: no imports, one plain child, and
      the template exits after one job.)
-  3. For each job frame {"script", "timeout_ms"} the template hands the script
-     to a waiting child (the warmed one when the script mentions numpy or
-     pandas), which applies rlimits and seccomp, runs the script,
-     and writes one result frame on its own pipe before exiting. The template
-     captures the child's fd 1 (capped), enforces the wall-clock limit, kills
-     every process the job left behind, wipes the scratch directories and
-     answers with a "done" frame followed by the child's result frame (empty if
-     there is none).
+  3. For each job the server sends a frame {"timeout_ms", "warm"} and, on
+     fd 6, four descriptors: a sealed memfd holding the job (script, nonce),
+     and the write ends of the job's stdout, stderr and result pipes, whose
+     read ends only the server holds. The template answers
+     {"type": "started"} (from here on the job may have run: not safe to
+     retry), hands the descriptors to the waiting child without reading
+     them, and waits for the child to exit, for the time limit, or for a
+     {"type": "cancel"} frame. It kills every process the job left behind,
+     answers {"type": "done", "status": ...}, and empties the scratch space.
+     The script, what it printed and what it returned never pass through the
+     template's memory, so no later child can inherit them.
   4. The template forks a child to replace the one used and sends
      {"type": "ready"} again.
 
@@ -31,16 +38,18 @@ import base64
 import ctypes
 import errno
 import gc
+import io
 import json
 import os
 import selectors
-import shutil
 import signal
+import socket
+import stat
 import struct
 import sys
 import time
 
-CTL_IN, CTL_OUT = 3, 4
+CTL_IN, CTL_OUT, JOB_FDS = 3, 4, 6
 HEADER = struct.Struct(">I")
 MAX_FRAME = 64 << 20
 
@@ -118,6 +127,91 @@ def install_seccomp(program):
                   ctypes.byref(fprog), ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0:
         err = ctypes.get_errno()
         raise OSError(err, "seccomp: %s" % os.strerror(err))
+
+
+# Landlock (kernel >= 5.13): the job process confines itself. Syscall numbers
+# are the same on every architecture.
+SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_ADD_RULE, SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
+LANDLOCK_RULE_PATH_BENEATH = 1
+FS_EXECUTE, FS_WRITE_FILE, FS_READ_FILE, FS_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+FS_TRUNCATE = 1 << 14
+FS_FILE_RIGHTS = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | (1 << 15)
+NET_BIND_TCP, NET_CONNECT_TCP = 1 << 0, 1 << 1
+SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
+
+
+def landlock_fs_rights(abi):
+    """Every filesystem right the kernel's ABI knows: all of them are handled,
+    so anything not granted by a rule is denied."""
+    bits = 13  # ABI 1: execute .. make_sym
+    if abi >= 2:
+        bits = 14  # refer
+    if abi >= 3:
+        bits = 15  # truncate
+    if abi >= 5:
+        bits = 16  # ioctl_dev
+    return (1 << bits) - 1
+
+
+class RulesetAttr(ctypes.Structure):
+    _fields_ = [("fs", ctypes.c_uint64), ("net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
+
+
+class PathBeneath(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+def landlock_call(nr, *args):
+    r = libc.syscall(ctypes.c_long(nr), *args)
+    if r < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, "landlock syscall %d: %s" % (nr, os.strerror(err)))
+    return r
+
+
+def install_landlock(rules, abi, writable):
+    """Confines this process and everything it starts: it may read and
+    execute rules["read"], read and write rules["write"], writable and the
+    device files in rules["devices"], and nothing else; no TCP bind or
+    connect (ABI 4); no signal to, and no abstract unix socket of, a process
+    outside its own domain (ABI 6). Landlock also refuses ptrace-mode access
+    (/proc/<pid>/mem, environ) to every process outside the domain. Requires
+    no_new_privs. Raises if anything cannot be applied: callers fail closed."""
+    if abi <= 0:
+        return
+    fs = landlock_fs_rights(abi)
+    attr = RulesetAttr(fs, 0, 0)
+    size = 8
+    if abi >= 4:
+        attr.net = NET_BIND_TCP | NET_CONNECT_TCP
+        size = 16
+    if abi >= 6:
+        attr.scoped = SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL
+        size = 24
+    ruleset = landlock_call(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size),
+                            ctypes.c_uint32(0))
+    try:
+        read = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
+        grants = [(p, read) for p in rules.get("read", ())]
+        grants += [(p, fs) for p in list(rules.get("write", ())) + list(writable)]
+        grants += [(p, FS_READ_FILE | FS_WRITE_FILE | FS_TRUNCATE) for p in rules.get("devices", ())]
+        for path, allowed in grants:
+            try:
+                fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue  # /lib32 on a host without one
+            try:
+                if not stat.S_ISDIR(os.fstat(fd).st_mode):
+                    allowed &= FS_FILE_RIGHTS
+                rule = PathBeneath(allowed & fs, fd)
+                landlock_call(SYS_LANDLOCK_ADD_RULE, ctypes.c_int(ruleset),
+                              ctypes.c_int(LANDLOCK_RULE_PATH_BENEATH), ctypes.byref(rule), ctypes.c_uint32(0))
+            finally:
+                os.close(fd)
+        landlock_call(SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0))
+    finally:
+        os.close(ruleset)
 
 
 # ---------------------------------------------------------------- job child
@@ -250,7 +344,6 @@ def warm_child():
     background, and cuts the seed's pandas case from 3.4 ms to 0.5 ms; a
     heavier warm-up (describe, groupby) cost 10 ms and bought nothing more.
     """
-    import io
     saved = sys.stdout
     sys.stdout = io.StringIO()
     try:
@@ -280,34 +373,81 @@ def set_limits(cfg, timeout_s):
         resource.setrlimit(what, (n, n))
 
 
-def child_main(cfg, warm, job_r, res_w, out_w):
-    """Runs in the forked child. Never returns."""
+def reseed():
+    """A forked child inherits the template's random generators: reseed every
+    one a job can reach from the OS's entropy, so that no two jobs draw the
+    same numbers and none can predict another's."""
+    import random
+    random.seed()
+    np = sys.modules.get("numpy")
+    if np is not None:
+        np.random.seed()
+
+
+def read_fd(fd):
+    """Reads a whole file from offset 0 (the job's memfd)."""
+    chunks, off = [], 0
+    while True:
+        b = os.pread(fd, 1 << 20, off)
+        if not b:
+            return b"".join(chunks)
+        chunks.append(b)
+        off += len(b)
+
+
+def fresh_scratch(path):
+    """A new, empty directory for one job: its cwd, HOME and TMPDIR, and with
+    Landlock the only place it may write."""
+    os.mkdir(path, 0o700)
+    os.chdir(path)
+    for k in ("HOME", "TMPDIR", "MPLCONFIGDIR"):
+        os.environ[k] = path
+    tempfile = sys.modules.get("tempfile")
+    if tempfile is not None:
+        tempfile.tempdir = None  # recomputed from TMPDIR on first use
+
+
+def child_main(cfg, warm, sock, scratch):
+    """Runs in the forked child. Never returns.
+
+    Everything that does not depend on the job happens before the child
+    reports itself ready, off the job's path: the warm-up, its scratch
+    directory, reseeding, and confinement (no_new_privs, Landlock, seccomp).
+    Only reading the job, wiring stdio and the rlimits (the CPU limit
+    depends on the job's timeout) are left for when the job arrives."""
     code = 0
     me = os.getpid()
     nonce = b""
+    res_w = -1
     try:
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        prctl(PR_SET_DUMPABLE, 0)
         os.setsid()  # its own process group: kill(0) cannot reach the template
         try:  # over a memory cgroup's limit, the kernel kills the job, not the template
             with open("/proc/self/oom_score_adj", "w") as f:
                 f.write("1000")
         except OSError:
             pass
-        os.close(CTL_IN)
-        os.close(CTL_OUT)
+        for fd in (CTL_IN, CTL_OUT, JOB_FDS):
+            os.close(fd)
         if warm:
             warm_child()
-        os.write(res_w, b"W")  # warmed: the template may announce it ready
-        try:
-            job = json.loads(read_frame(job_r))
-        except EOFError:
-            os._exit(0)
-        nonce = job.pop("nonce").encode()
-        os.chdir(cfg["scratch"][0])
+        fresh_scratch(scratch)
+        reseed()
+        prctl(PR_SET_NO_NEW_PRIVS, 1)
+        install_landlock(cfg["landlock"], cfg["landlock_abi"], [scratch])
+        install_seccomp(cfg["seccomp"])
+        sock.send(b"W")  # the template may announce it ready
+        msg, fds, _, _ = socket.recv_fds(sock, 16, 4)
+        if not msg or len(fds) != 4:
+            os._exit(0)  # the template let this child go unused
+        job_fd, out_w, err_w, res_w = fds
+        job = json.loads(read_fd(job_fd))
+        nonce = job["nonce"].encode()
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)
         os.dup2(out_w, 1)
-        os.dup2(devnull, 2)
+        os.dup2(err_w, 2)
         keep = {0, 1, 2, res_w}
         for fd in list(map(int, os.listdir("/proc/self/fd"))):
             if fd not in keep:
@@ -315,14 +455,12 @@ def child_main(cfg, warm, job_r, res_w, out_w):
                     os.close(fd)
                 except OSError:
                     pass
-        import io
         sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
         sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8",
                                       errors="backslashreplace", write_through=True)
         sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8",
                                       errors="backslashreplace", write_through=True)
         set_limits(cfg, job["timeout_ms"] / 1000.0)
-        install_seccomp(cfg["seccomp"])
         out = run_script(job["script"], cfg)
         if _getpid() != me:
             _exit(0)  # a process the script forked: only the job process answers
@@ -332,25 +470,45 @@ def child_main(cfg, warm, job_r, res_w, out_w):
             data = out.encode("utf-8")
         except UnicodeEncodeError:  # lone surrogates: escape them, JSON allows that
             data = _dumps(json.loads(out), ensure_ascii=True).encode()
+        end_output()
         write_frame(res_w, nonce + data)
     except BaseException as e:  # the child must never return into the template's loop
         code = 120
         try:
             if _getpid() != me:
                 _exit(0)
-            write_frame(res_w, nonce + _dumps({"error": "worker: %s" % describe(e, cfg),
+            end_output()
+            if res_w >= 0:
+                write_frame(res_w, nonce + _dumps({"error": "worker: %s" % describe(e, cfg),
                                                    "kind": "internal"}).encode())
         except BaseException:
             pass
     _exit(code)
 
 
+def end_output():
+    """Closes stdout and stderr before the result is written: the server
+    answers once the result frame is complete and both pipes are at EOF (or,
+    when processes the job started still hold them, once the template has
+    killed those)."""
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except BaseException:
+            pass
+    for fd in (1, 2):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
 # ---------------------------------------------------------------- template
 
 
 class Child:
-    def __init__(self, pid, job_w, res_r, out_r):
-        self.pid, self.job_w, self.res_r, self.out_r = pid, job_w, res_r, out_r
+    def __init__(self, pid, sock, scratch):
+        self.pid, self.sock, self.scratch = pid, sock, scratch
         try:
             self.pidfd = os.pidfd_open(pid)
         except OSError:  # old kernels and gVisor: poll with waitpid instead
@@ -358,29 +516,24 @@ class Child:
         self.reaped = False
 
     def close(self):
-        for fd in (self.job_w, self.res_r, self.out_r, self.pidfd):
-            if fd is None:
-                continue
+        self.sock.close()
+        if self.pidfd is not None:
             try:
-                os.close(fd)
+                os.close(self.pidfd)
             except OSError:
                 pass
 
 
 def fork_child(cfg, warm):
-    job_r, job_w = os.pipe()
-    res_r, res_w = os.pipe()
-    out_r, out_w = os.pipe()
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    scratch = os.path.join(cfg["scratch"][0], "job-" + os.urandom(6).hex())
     pid = os.fork()
     if pid == 0:
-        os.close(job_w)
-        os.close(res_r)
-        os.close(out_r)
-        child_main(cfg, warm, job_r, res_w, out_w)
-    for fd in (job_r, res_w, out_w):
-        os.close(fd)
-    child = Child(pid, job_w, res_r, out_r)
-    if os.read(res_r, 1) != b"W":
+        mine.close()
+        child_main(cfg, warm, theirs, scratch)
+    theirs.close()
+    child = Child(pid, mine, scratch)
+    if mine.recv(1) != b"W":
         raise RuntimeError("job process died while warming up")
     return child
 
@@ -396,10 +549,10 @@ def descendants(job_sid, keep):
             continue
         try:
             with open("/proc/%s/stat" % name, "rb") as f:
-                stat = f.read()
+                st = f.read()
         except OSError:
             continue
-        fields = stat[stat.rfind(b")") + 2:].split()
+        fields = st[st.rfind(b")") + 2:].split()
         pid = int(name)
         parent[pid] = int(fields[1])
         if job_sid is not None and int(fields[3]) == job_sid and pid != me:
@@ -447,43 +600,90 @@ def kill_all(job_sid, keep):
     raise RuntimeError("could not kill the job's processes")
 
 
-def wipe(dirs):
+def empty_dir(top, keep=()):
+    """Removes everything inside top, whatever a job left there: any depth
+    (subdirectories are moved up into top one level at a time, so no path
+    grows and no recursion is needed), any permission bits (the owner can
+    always chmod), symlinks never followed. Recreates top if a job removed
+    or replaced it. Entries named in keep stay. Runs only after every job
+    process is dead, so nothing changes underneath it."""
+    try:
+        st = os.lstat(top)
+        if not stat.S_ISDIR(st.st_mode):
+            os.unlink(top)
+            raise FileNotFoundError
+    except FileNotFoundError:
+        os.mkdir(top, 0o700)
+    os.chmod(top, 0o700)
+    topfd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        while True:
+            names = os.listdir(topfd)
+            if not names:
+                return
+            names = [n for n in names if n not in keep]
+            if not names:
+                return
+            for name in names:
+                if not is_dir(name, topfd):
+                    os.unlink(name, dir_fd=topfd)
+                    continue
+                os.chmod(name, 0o700, dir_fd=topfd)
+                sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=topfd)
+                try:
+                    for entry in os.listdir(sub):
+                        if is_dir(entry, sub):
+                            os.chmod(entry, 0o700, dir_fd=sub)  # renaming a directory writes its ".."
+                            os.rename(entry, ".wipe-" + os.urandom(8).hex(), src_dir_fd=sub, dst_dir_fd=topfd)
+                        else:
+                            os.unlink(entry, dir_fd=sub)
+                finally:
+                    os.close(sub)
+                os.rmdir(name, dir_fd=topfd)
+    finally:
+        os.close(topfd)
+
+
+def is_dir(name, dir_fd):
+    return stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+
+
+def wipe(dirs, waiting):
+    """Empties the scratch directories but for the waiting children's own."""
+    keep = {os.path.basename(c.scratch) for c in waiting}
     for d in dirs:
-        for name in os.listdir(d):
-            p = os.path.join(d, name)
-            if os.path.isdir(p) and not os.path.islink(p):
-                for root, subdirs, _ in os.walk(p):
-                    for s in subdirs:
-                        try:
-                            os.chmod(os.path.join(root, s), 0o700)
-                        except OSError:
-                            pass
-                os.chmod(p, 0o700)
-                shutil.rmtree(p)
-            else:
-                os.unlink(p)
+        empty_dir(d, keep)
 
 
-def run_job(child, job, cfg, keep):
-    """Runs one job on the waiting child; returns (meta, result_payload).
+def recv_job_fds(sock):
+    """The job's descriptors from the server: memfd, stdout, stderr, result."""
+    msg, fds, flags, _ = socket.recv_fds(sock, 16, 4)
+    if not msg:
+        raise EOFError
+    if len(fds) != 4 or flags & socket.MSG_CTRUNC:
+        for fd in fds:
+            os.close(fd)
+        raise ProtocolError("job came with %d descriptors, want 4" % len(fds))
+    return fds
 
-    It returns as soon as the child's result frame is complete: the child
-    writes it after flushing stdout, so everything it printed is already in
-    the stdout pipe. Killing and reaping happen afterwards, in cleanup().
-    """
+
+def run_job(child, fds, job, cfg):
+    """Hands the job's descriptors to the waiting child, closes them here,
+    and waits until the child exits, the time limit passes or the server
+    cancels the job. Returns the "done" frame; the caller kills what is left."""
     timeout = job["timeout_ms"] / 1000.0
     start = time.monotonic()
     try:
-        write_frame(child.job_w, json.dumps(job).encode())
-    except BrokenPipeError:
+        socket.send_fds(child.sock, [b"J"], fds)
+    except OSError:
         pass  # the child died while waiting; reported below as its exit status
-    out = Capture(cfg["stdout_limit"])
-    res = bytearray()
-    max_res = HEADER.size + cfg["result_limit"] + 4096
+    finally:
+        for fd in fds:
+            os.close(fd)
     sel = selectors.DefaultSelector()
-    for fd in (child.out_r, child.res_r, child.pidfd):
-        if fd is not None:
-            sel.register(fd, selectors.EVENT_READ)
+    sel.register(CTL_IN, selectors.EVENT_READ)
+    if child.pidfd is not None:
+        sel.register(child.pidfd, selectors.EVENT_READ)
     meta = {"type": "done"}
     deadline = start + timeout
 
@@ -494,105 +694,37 @@ def run_job(child, job, cfg, keep):
         else:
             meta.update(status="signaled", signal=os.WTERMSIG(status))
 
-    while "status" not in meta:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            meta["status"] = "timeout"
-            break
-        if child.pidfd is None:
-            pid, status = os.waitpid(child.pid, os.WNOHANG)
-            if pid:
-                exited(status)
+    try:
+        while "status" not in meta:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                meta["status"] = "timeout"
                 break
-            left = min(left, 0.005)
-        for key, _ in sel.select(left):
-            fd = key.fd
-            if fd == child.pidfd:
+            if child.pidfd is None:
+                pid, status = os.waitpid(child.pid, os.WNOHANG)
+                if pid:
+                    exited(status)
+                    break
+                left = min(left, 0.005)
+            for key, _ in sel.select(left):
+                if key.fd == CTL_IN:
+                    msg = json.loads(read_frame(CTL_IN))
+                    if msg.get("type") != "cancel":
+                        raise ProtocolError("%r frame during a job" % msg.get("type"))
+                    meta["status"] = "cancelled"
+                    break
                 os.kill(child.pid, signal.SIGKILL)  # no-op unless only the leader exited
                 exited(os.waitpid(child.pid, 0)[1])
                 break
-            b = os.read(fd, 1 << 16)
-            if not b:
-                sel.unregister(fd)
-            elif fd == child.out_r:
-                out.add(b)
-            else:
-                res += b
-                if len(res) > max_res:
-                    meta["status"] = "result_too_large"
-                elif len(res) >= HEADER.size:
-                    (n,) = HEADER.unpack(res[:HEADER.size])
-                    if len(res) >= HEADER.size + n:
-                        meta["status"] = "result"
-    sel.close()
+    finally:
+        sel.close()
     meta["elapsed_ms"] = int((time.monotonic() - start) * 1000)
-    if meta["status"] != "result":
-        # Without a result, stop every writer before the final drain.
-        cleanup(child, cfg, keep, wipe_scratch=False)
-    out.drain(child.out_r)
-    if meta["status"] in ("exited", "signaled"):
-        res += drain(child.res_r, max_res - len(res))
-    body = b""
-    if meta["status"] in ("result", "exited", "signaled") and res:
-        body = bytes(res[HEADER.size:])
-        nonce = job["nonce"].encode()
-        if (len(res) < HEADER.size or HEADER.unpack(res[:HEADER.size])[0] != len(body)
-                or not body.startswith(nonce)):
-            body, meta["result_corrupt"] = b"", True
-        else:
-            body = body[len(nonce):]
-    meta["stdout"] = out.text()
-    if out.total > out.limit:
-        meta["stdout_truncated"] = True
-        meta["stdout_bytes"] = out.total
-    return meta, body
+    return meta
 
 
-def available(fd):
-    """Yields what a pipe holds now, in chunks, without blocking."""
-    os.set_blocking(fd, False)
-    while True:
-        try:
-            b = os.read(fd, 1 << 16)
-        except BlockingIOError:
-            return
-        if not b:
-            return
-        yield b
-
-
-def drain(fd, limit):
-    """Reads what a pipe holds now, up to about limit bytes."""
-    buf = bytearray()
-    for b in available(fd):
-        buf += b
-        if len(buf) > limit:
-            break
-    return buf
-
-
-class Capture:
-    """Keeps the first limit bytes of a stream and counts the rest."""
-
-    def __init__(self, limit):
-        self.limit, self.buf, self.total = limit, bytearray(), 0
-
-    def add(self, b):
-        self.total += len(b)
-        if len(self.buf) < self.limit:
-            self.buf += b[:self.limit - len(self.buf)]
-
-    def drain(self, fd):
-        for b in available(fd):
-            self.add(b)
-
-    def text(self):
-        return self.buf.decode("utf-8", "replace")
-
-
-def cleanup(child, cfg, keep=(), wipe_scratch=True):
+def cleanup(child, keep=()):
     """Kills and reaps every process of the job, sparing the waiting children
-    whose pids are in keep; wipes the scratch directories."""
+    whose pids are in keep."""
     if not child.reaped:
         try:
             os.kill(child.pid, signal.SIGKILL)
@@ -601,32 +733,27 @@ def cleanup(child, cfg, keep=(), wipe_scratch=True):
             pass  # a waiting child that died and was reaped already
         child.reaped = True
     kill_all(child.pid, set(keep))
-    if wipe_scratch:
-        wipe(cfg["scratch"])
-
-
-def wants_warm(script):
-    """Whether a script should run in a warmed child. A warm-up costs about
-    5 ms of CPU per job, which scripts that touch neither numpy nor pandas do
-    not need; a script that does without this hint still runs correctly, it
-    only pays the page faults itself."""
-    return "numpy" in script or "pandas" in script
 
 
 def intact(child):
-    """Whether a waiting child is still asleep on its job pipe. The job that
-    ran beside it (same uid) could have stopped or killed it."""
+    """Whether a waiting child is still asleep on its job socket, with its
+    scratch directory empty. The job that ran beside it could have stopped or
+    killed it (where Landlock does not scope signals), or written into its
+    directory (where Landlock does not confine writes)."""
     try:
         with open("/proc/%d/stat" % child.pid, "rb") as f:
-            stat = f.read()
+            st = f.read()
+        if st[st.rfind(b")") + 2:].split()[0] != b"S":
+            return False
+        return not os.listdir(child.scratch)
     except OSError:
         return False
-    return stat[stat.rfind(b")") + 2:].split()[0] == b"S"
 
 
 def serve(cfg):
+    jobs = socket.socket(fileno=JOB_FDS)
     # Two waiting children in warm mode: one warmed for numpy and pandas
-    # scripts, one plain for the rest.
+    # scripts, one plain for the rest (the server says which a job wants).
     kinds = (True, False) if cfg["warm"] else (False,)
     children = {warm: fork_child(cfg, warm) for warm in kinds}
     send({"type": "ready"})
@@ -635,23 +762,29 @@ def serve(cfg):
             job = json.loads(read_frame(CTL_IN))
         except EOFError:
             return
-        warm = cfg["warm"] and wants_warm(job["script"])
+        if job.get("type") == "cancel":
+            continue  # for a job that ended before the cancel arrived
+        if job.get("type") != "job":
+            raise ProtocolError("%r frame, want job" % job.get("type"))
+        warm = cfg["warm"] and bool(job.get("warm"))
         child = children.pop(warm)
         keep = [c.pid for c in children.values()]
         if not intact(child):
-            cleanup(child, cfg, keep)
+            cleanup(child, keep)
             child.close()
             child = fork_child(cfg, warm)
-        # Only the job process learns the nonce, after fork: a script that
-        # writes blind frames to its fds cannot pass them off as its result.
-        job["nonce"] = os.urandom(16).hex()
+        fds = recv_job_fds(jobs)
+        # From here on the job may run: the server must not retry it elsewhere.
+        send({"type": "started"})
         try:
-            meta, body = run_job(child, job, cfg, keep)
-            send(meta)
-            write_frame(CTL_OUT, body)
+            meta = run_job(child, fds, job, cfg)
         finally:
-            cleanup(child, cfg, keep)
+            cleanup(child, keep)
             child.close()
+        # Every process that held the job's pipes is gone: the server reads
+        # them to EOF.
+        send(meta)
+        wipe(cfg["scratch"], children.values())
         if cfg.get("one_shot"):
             return
         children[warm] = fork_child(cfg, warm)
@@ -659,17 +792,23 @@ def serve(cfg):
 
 
 def self_test(cfg):
-    """Fails closed: the seccomp program must install in a child before any job runs."""
+    """Fails closed: Landlock and the seccomp program must install in a child before any job runs."""
     pid = os.fork()
     if pid == 0:
+        step = 1
         try:
+            prctl(PR_SET_NO_NEW_PRIVS, 1)
+            step = 2
+            install_landlock(cfg["landlock"], cfg["landlock_abi"], [cfg["scratch"][0]])
+            step = 3
             install_seccomp(cfg["seccomp"])
             os._exit(0)
         except BaseException:
-            os._exit(1)
+            os._exit(step)
     _, status = os.waitpid(pid, 0)
     if status != 0:
-        raise RuntimeError("cannot install the seccomp filter in a job process")
+        what = {1: "no_new_privs", 2: "the Landlock rules", 3: "the seccomp filter"}
+        raise RuntimeError("cannot install %s in a job process" % what.get(os.WEXITSTATUS(status), "the sandbox"))
 
 
 def main():

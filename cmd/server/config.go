@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/python-executor/python-executor/internal/sandbox"
 )
 
 // Config is every knob of the server. Each has a flag and an environment
@@ -34,6 +36,7 @@ type Config struct {
 	RequireIsolation string
 	WorkerUID        int
 	WorkerGID        int
+	WorkerUIDs       int
 	PassEnv          string
 	StartTimeout     time.Duration
 	ShutdownGrace    time.Duration
@@ -66,9 +69,10 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.IntVar(&c.MaxOpenFiles, "max-open-files", 256, "open files per job process")
 	fs.StringVar(&c.Python, "python", "/usr/bin/python3", "Python interpreter (absolute path under /usr)")
 	fs.StringVar(&c.Isolation, "isolation", "auto", "auto, namespaces or basic")
-	fs.StringVar(&c.RequireIsolation, "require-isolation", "", "refuse to start below this level: basic or namespaces")
-	fs.IntVar(&c.WorkerUID, "worker-uid", 65534, "uid of the workers when the server runs as root")
-	fs.IntVar(&c.WorkerGID, "worker-gid", 65534, "gid of the workers when the server runs as root")
+	fs.StringVar(&c.RequireIsolation, "require-isolation", "", "refuse to start without these protections, comma-separated: basic or namespaces, and landlock (ABI 6 or later)")
+	fs.IntVar(&c.WorkerUID, "worker-uid", 100000, "first uid of the workers when the server runs as root (worker i runs as worker-uid+i)")
+	fs.IntVar(&c.WorkerGID, "worker-gid", 100000, "first gid of the workers when the server runs as root")
+	fs.IntVar(&c.WorkerUIDs, "worker-uids", 256, "how many uids from worker-uid the workers may use (1 = all share worker-uid)")
 	fs.StringVar(&c.PassEnv, "pass-env", "OPENBLAS_CORETYPE,OPENBLAS_L2_SIZE", "comma-separated server variables passed to workers unchanged")
 	fs.DurationVar(&c.StartTimeout, "start-timeout", 30*time.Second, "longest a worker may take to start")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 25*time.Second, "on SIGTERM, how long running jobs may finish")
@@ -122,12 +126,33 @@ func (c Config) validate() error {
 	check(c.MaxOpenFiles >= 16, "max-open-files must be >= 16")
 	check(strings.HasPrefix(c.Python, "/"), "python must be an absolute path")
 	check(c.Isolation == "auto" || c.Isolation == "namespaces" || c.Isolation == "basic", "isolation must be auto, namespaces or basic")
-	check(c.RequireIsolation == "" || c.RequireIsolation == "basic" || c.RequireIsolation == "namespaces", "require-isolation must be basic or namespaces")
+	_, _, reqErr := c.requirements()
+	check(reqErr == nil, "require-isolation: %v", reqErr)
 	check(c.WorkerUID > 0 && c.WorkerGID > 0, "worker-uid and worker-gid must not be 0")
+	check(c.WorkerUIDs > 0, "worker-uids must be > 0")
 	check(c.PerKeyConc >= 0, "per-key-concurrency must be >= 0")
 	_, err := os.Stat(c.Python)
 	check(err == nil, "python %s: %v", c.Python, err)
 	return errors.Join(errs...)
+}
+
+// requirements parses --require-isolation: a level and whether Landlock is
+// required.
+func (c Config) requirements() (level sandbox.Level, landlock bool, err error) {
+	for _, r := range strings.Split(c.RequireIsolation, ",") {
+		switch r = strings.TrimSpace(r); r {
+		case "":
+		case "landlock":
+			landlock = true
+		default:
+			l, err := sandbox.ParseLevel(r)
+			if err != nil {
+				return 0, false, fmt.Errorf("%q: want basic, namespaces or landlock", r)
+			}
+			level = max(level, l)
+		}
+	}
+	return level, landlock, nil
 }
 
 // apiKeys returns the configured keys from --api-keys and --api-keys-file.

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -22,6 +23,13 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "python-executor: configuration:", err)
 		os.Exit(2)
+	}
+	// Non-dumpable: a process of the same uid (a job, at basic level as a
+	// non-root server) cannot read this one's memory, environment or fds
+	// through /proc, nor ptrace it.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "python-executor: prctl(PR_SET_DUMPABLE, 0):", err)
+		os.Exit(1)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

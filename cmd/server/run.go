@@ -31,20 +31,20 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	}
 	log = log.Level(level)
 
-	var minLevel sandbox.Level
-	if cfg.RequireIsolation != "" {
-		if minLevel, err = sandbox.ParseLevel(cfg.RequireIsolation); err != nil {
-			return err
-		}
+	minLevel, needLandlock, err := cfg.requirements()
+	if err != nil {
+		return err
 	}
 	sb, err := sandbox.New(sandbox.Config{
-		Mode:           cfg.Isolation,
-		MinLevel:       minLevel,
-		UID:            cfg.WorkerUID,
-		GID:            cfg.WorkerGID,
-		ScratchBytes:   cfg.ScratchMB << 20,
-		PassEnv:        strings.Split(cfg.PassEnv, ","),
-		JobMemoryBytes: cfg.MemoryMB << 20,
+		Mode:            cfg.Isolation,
+		MinLevel:        minLevel,
+		RequireLandlock: needLandlock,
+		UID:             cfg.WorkerUID,
+		GID:             cfg.WorkerGID,
+		UIDs:            cfg.WorkerUIDs,
+		ScratchBytes:    cfg.ScratchMB << 20,
+		PassEnv:         strings.Split(cfg.PassEnv, ","),
+		JobMemoryBytes:  cfg.MemoryMB << 20,
 	})
 	if err != nil {
 		return fmt.Errorf("sandbox: %w", err)
@@ -54,6 +54,10 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	if !memCgroup {
 		log.Warn().Str("reason", memReason).
 			Msg("no memory cgroup: each job process is capped at --memory-mb, but not all of a job's processes together")
+	}
+	if abi, why := sb.LandlockStatus(); abi < sandbox.LandlockFullABI {
+		log.Warn().Int("landlock_abi", abi).Str("reason", why).
+			Msg("Landlock is missing or partial: see SECURITY.md for what jobs can reach without it")
 	}
 	if reason := sb.Degraded(); reason != "" {
 		log.Warn().Str("isolation", sb.Level().String()).Str("reason", reason).
@@ -125,6 +129,9 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		info["isolation_reason"] = r
 	}
 	info["memory_cgroup"] = memCgroup
+	abi, _ := sb.LandlockStatus()
+	info["landlock"] = abi
+	info["worker_uids"] = sb.PerWorkerUIDs()
 	info["auth"] = len(keys) > 0
 	handler := api.Handler(api.Config{
 		MaxScriptBytes:    cfg.MaxScriptBytes,

@@ -20,7 +20,6 @@ import (
 type memoryCgroups struct {
 	root  string // this server's group, under its own memory cgroup
 	limit int64  // bytes per worker group
-	uid   int    // owner of cgroup.procs, so the worker can enter it itself
 	next  atomic.Int64
 }
 
@@ -28,7 +27,7 @@ type memoryCgroups struct {
 // the job (measured: about 55 MiB PSS for a warm worker), with headroom.
 const templateAllowance = 256 << 20
 
-func newMemoryCgroups(jobBytes int64, uid int) (*memoryCgroups, error) {
+func newMemoryCgroups(jobBytes int64) (*memoryCgroups, error) {
 	own, err := ownCgroup("memory")
 	if err != nil {
 		return nil, err
@@ -37,7 +36,7 @@ func newMemoryCgroups(jobBytes int64, uid int) (*memoryCgroups, error) {
 	if err := os.Mkdir(root, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, err
 	}
-	return &memoryCgroups{root: root, limit: jobBytes + templateAllowance, uid: uid}, nil
+	return &memoryCgroups{root: root, limit: jobBytes + templateAllowance}, nil
 }
 
 // ownCgroup returns this process's path in the cgroup v1 hierarchy of
@@ -59,8 +58,8 @@ func ownCgroup(controller string) (string, error) {
 }
 
 // create makes one worker's group and returns its directory. cgroup.procs is
-// handed to the worker uid so that the worker's launcher can enter it.
-func (m *memoryCgroups) create() (string, error) {
+// handed to the worker's uid so that the worker's launcher can enter it.
+func (m *memoryCgroups) create(uid int) (string, error) {
 	dir := filepath.Join(m.root, "w-"+strconv.FormatInt(m.next.Add(1), 10))
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return "", err
@@ -71,7 +70,7 @@ func (m *memoryCgroups) create() (string, error) {
 		err = write("memory.swappiness", "0")
 	}
 	if err == nil {
-		err = os.Chown(filepath.Join(dir, "cgroup.procs"), m.uid, -1)
+		err = os.Chown(filepath.Join(dir, "cgroup.procs"), uid, -1)
 	}
 	if err != nil {
 		os.Remove(dir)

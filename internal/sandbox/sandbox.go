@@ -58,8 +58,15 @@ type Config struct {
 	MinLevel Level
 	// Bwrap is the bubblewrap binary. Default: bwrap found in PATH.
 	Bwrap string
-	// UID and GID run the workers when the server runs as root.
+	// UID and GID run the workers when the server runs as root: worker i
+	// of UIDs runs as UID+i, GID+i, so that workers cannot signal, trace or
+	// share a process budget with one another. UIDs <= 1 gives every worker
+	// the same uid.
 	UID, GID int
+	UIDs     int
+	// RequireLandlock makes New fail unless the kernel gives Landlock ABI
+	// LandlockFullABI or later.
+	RequireLandlock bool
 	// ScratchBytes caps each job's /tmp (namespaces) and its files (both).
 	ScratchBytes int64
 	// ScratchRoot holds per-worker scratch directories at LevelBasic.
@@ -83,7 +90,24 @@ type Sandbox struct {
 	memory *memoryCgroups // nil when jobs' total memory is not capped
 
 	memoryReason string
+
+	landlockABI    int    // 0 when the kernel has no Landlock
+	landlockReason string // why landlockABI is 0
+
+	uids chan int // free worker uid offsets; nil when all workers share one
 }
+
+// Landlock returns the Landlock ABI the job processes confine themselves
+// with (0 for none) and the rules they apply.
+func (s *Sandbox) Landlock() (int, LandlockRules) {
+	return s.landlockABI, landlockRules(s.level)
+}
+
+// LandlockStatus reports the Landlock ABI in use, and when it is 0, why.
+func (s *Sandbox) LandlockStatus() (int, string) { return s.landlockABI, s.landlockReason }
+
+// PerWorkerUIDs reports whether each worker runs under a uid of its own.
+func (s *Sandbox) PerWorkerUIDs() bool { return s.uids != nil }
 
 // Close removes what New set up on the host (the server's memory cgroup).
 // Call it after every worker has exited.
@@ -139,17 +163,25 @@ func (s *Sandbox) Command(python string) (*Process, error) {
 	if !filepath.IsAbs(python) {
 		return nil, fmt.Errorf("python %q must be an absolute path", python)
 	}
-	p, err := s.command(python)
-	if err != nil || s.memory == nil {
-		if p != nil {
-			p.OOMKills = func() int64 { return 0 }
-			p.KillAll = func() {}
-		}
-		return p, err
+	uid, gid, release, err := s.takeUID()
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.command(python, uid, gid)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	cleanup := p.Cleanup
+	p.Cleanup = func() { cleanup(); release() }
+	if s.memory == nil {
+		p.OOMKills = func() int64 { return 0 }
+		p.KillAll = func() {}
+		return p, nil
 	}
 	// Enter the worker's memory cgroup before exec, so that everything the
 	// worker ever starts is born inside it.
-	dir, err := s.memory.create() // only ever set up when the server is root
+	dir, err := s.memory.create(uid) // only ever set up when the server is root
 	if err != nil {
 		p.Cleanup()
 		return nil, err
@@ -159,21 +191,21 @@ func (s *Sandbox) Command(python string) (*Process, error) {
 	wrapped.Args[0] = cmd.Args[0]
 	wrapped.Env, wrapped.Dir, wrapped.SysProcAttr = cmd.Env, cmd.Dir, cmd.SysProcAttr
 	p.Cmd = wrapped
-	cleanup := p.Cleanup
-	p.Cleanup = func() { cleanup(); removeCgroup(dir) }
+	withUID := p.Cleanup
+	p.Cleanup = func() { killGroup(dir); removeCgroup(dir); withUID() }
 	p.OOMKills = func() int64 { return oomKills(dir) }
 	p.KillAll = func() { killGroup(dir) }
 	return p, nil
 }
 
-func (s *Sandbox) command(python string) (*Process, error) {
+func (s *Sandbox) command(python string, uid, gid int) (*Process, error) {
 	if s.level == LevelNamespaces {
 		args := append(s.bwrapArgs(true), "--", python, "-I", "-B", workerPath)
 		cmd := exec.Command(s.bwrap, args...)
 		cmd.Args[0] = "python-executor-sandbox"
 		cmd.Env = s.env("/tmp")
 		cmd.Dir = "/"
-		cmd.SysProcAttr = s.sysProcAttr()
+		cmd.SysProcAttr = s.sysProcAttr(uid, gid)
 		return &Process{Cmd: cmd, Scratch: []string{"/tmp", "/dev/shm"}, Cleanup: func() {}}, nil
 	}
 	dir, err := os.MkdirTemp(s.cfg.ScratchRoot, "job-")
@@ -181,15 +213,15 @@ func (s *Sandbox) command(python string) (*Process, error) {
 		return nil, fmt.Errorf("creating scratch directory: %w", err)
 	}
 	if s.asRoot {
-		if err := os.Chown(dir, s.cfg.UID, s.cfg.GID); err != nil {
+		if err := os.Chown(dir, uid, gid); err != nil {
 			os.RemoveAll(dir)
-			return nil, fmt.Errorf("handing scratch directory to uid %d: %w", s.cfg.UID, err)
+			return nil, fmt.Errorf("handing scratch directory to uid %d: %w", uid, err)
 		}
 	}
 	cmd := exec.Command(python, "-I", "-B", "/dev/fd/"+strconv.Itoa(ProgramFD))
 	cmd.Env = s.env(dir)
 	cmd.Dir = dir
-	cmd.SysProcAttr = s.sysProcAttr()
+	cmd.SysProcAttr = s.sysProcAttr(uid, gid)
 	return &Process{Cmd: cmd, Scratch: []string{dir}, Cleanup: func() { os.RemoveAll(dir) }}, nil
 }
 

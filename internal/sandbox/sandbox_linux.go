@@ -24,7 +24,7 @@ func New(cfg Config) (*Sandbox, error) {
 	if cfg.UID == 0 && s.asRoot {
 		return nil, fmt.Errorf("refusing to run workers as root (uid 0)")
 	}
-	if _, err := Seccomp([]int{1}); err != nil {
+	if _, err := Seccomp([]int{1}, false); err != nil {
 		return nil, fmt.Errorf("%w: building the seccomp filter: %v", ErrLevelUnavailable, err)
 	}
 	switch cfg.Mode {
@@ -43,12 +43,26 @@ func New(cfg Config) (*Sandbox, error) {
 	default:
 		return nil, fmt.Errorf("unknown isolation mode %q (want auto, namespaces or basic)", cfg.Mode)
 	}
+	s.landlockABI, s.landlockReason = landlockABI()
+	if cfg.RequireLandlock && s.landlockABI < LandlockFullABI {
+		why := s.landlockReason
+		if why == "" {
+			why = fmt.Sprintf("the kernel gives ABI %d", s.landlockABI)
+		}
+		return nil, fmt.Errorf("%w: Landlock ABI %d or later required: %s", ErrLevelUnavailable, LandlockFullABI, why)
+	}
+	if s.asRoot && cfg.UIDs > 1 {
+		s.uids = make(chan int, cfg.UIDs)
+		for i := range cfg.UIDs {
+			s.uids <- i
+		}
+	}
 	if cfg.JobMemoryBytes > 0 {
 		switch {
 		case !s.asRoot:
 			s.memoryReason = "the server does not run as root"
 		default:
-			m, err := newMemoryCgroups(cfg.JobMemoryBytes, cfg.UID)
+			m, err := newMemoryCgroups(cfg.JobMemoryBytes)
 			if err != nil {
 				s.memoryReason = err.Error()
 			} else {
@@ -81,7 +95,7 @@ func (s *Sandbox) probeNamespaces() error {
 	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.Env = s.env("/tmp")
 	cmd.Dir = "/"
-	cmd.SysProcAttr = s.sysProcAttr()
+	cmd.SysProcAttr = s.sysProcAttr(s.cfg.UID, s.cfg.GID)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
@@ -93,15 +107,46 @@ func (s *Sandbox) probeNamespaces() error {
 	return nil
 }
 
-func (s *Sandbox) sysProcAttr() *syscall.SysProcAttr {
+func (s *Sandbox) sysProcAttr(uid, gid int) *syscall.SysProcAttr {
 	attr := &syscall.SysProcAttr{
 		Setpgid:   true,
 		Pdeathsig: syscall.SIGKILL,
 	}
 	if s.asRoot {
-		attr.Credential = &syscall.Credential{Uid: uint32(s.cfg.UID), Gid: uint32(s.cfg.GID), Groups: []uint32{}}
+		attr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
 	}
 	return attr
+}
+
+// takeUID picks the uid and gid for a new worker. With per-worker uids, the
+// returned release sweeps every process left under that uid (kill(-1) run as
+// the uid itself: whatever session or process group they moved to) before
+// the uid can be handed out again.
+func (s *Sandbox) takeUID() (uid, gid int, release func(), err error) {
+	if s.uids == nil {
+		return s.cfg.UID, s.cfg.GID, func() {}, nil
+	}
+	var i int
+	select {
+	case i = <-s.uids:
+	default:
+		return 0, 0, nil, fmt.Errorf("all %d worker uids from %d are in use: raise --worker-uids", s.cfg.UIDs, s.cfg.UID)
+	}
+	uid, gid = s.cfg.UID+i, s.cfg.GID+i
+	return uid, gid, func() {
+		sweepUID(uid, gid)
+		s.uids <- i
+	}, nil
+}
+
+// sweepUID SIGKILLs every process running as uid, from a shell running as
+// that uid (kill(-1) spares only the caller), and waits for it.
+func sweepUID(uid, gid int) {
+	cmd := exec.Command("/bin/sh", "-c", "kill -KILL -1 2>/dev/null; exit 0")
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+	cmd.Run()
 }
 
 // bwrapArgs are the bubblewrap options for one worker sandbox; with program,
@@ -113,6 +158,10 @@ func (s *Sandbox) bwrapArgs(program bool) []string {
 		"--unshare-uts", "--unshare-cgroup-try",
 		"--uid", "1000", "--gid", "1000", "--hostname", "sandbox",
 		"--die-with-parent", "--new-session", "--cap-drop", "ALL",
+		// No bubblewrap init inside: the template is pid 1, so no process
+		// without the template's protections (non-dumpable, reaping, and
+		// no signals from inside the namespace) lives beside the jobs.
+		"--as-pid-1",
 		"--ro-bind", "/usr", "/usr",
 		// /usr/local holds what was installed by hand (toolchains, the
 		// server itself in the image), not Debian's Python packages.

@@ -14,11 +14,15 @@ import (
 // deniedSyscalls are refused with EPERM inside a job. They are the kernel's
 // larger attack surface and nothing numpy, pandas or ordinary Python needs.
 var deniedSyscalls = []string{
-	// Debugging and reading other processes.
+	// Debugging, reading and steering other processes. pidfd_send_signal,
+	// process_madvise and process_mrelease take a pidfd, which can come from
+	// opening /proc/<pid>: the filter cannot tell whose it is.
 	"ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_getfd",
+	"pidfd_send_signal", "process_madvise", "process_mrelease", "move_pages", "migrate_pages",
 	// Namespaces and mounts.
 	"mount", "umount2", "unshare", "setns", "pivot_root", "chroot",
-	"open_tree", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr",
+	"open_tree", "open_tree_attr", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr",
+	"listmount", "statmount",
 	// Keyrings.
 	"keyctl", "add_key", "request_key",
 	// eBPF, perf, userfaultfd, io_uring.
@@ -26,7 +30,7 @@ var deniedSyscalls = []string{
 	"io_uring_setup", "io_uring_enter", "io_uring_register",
 	// Kernel and module loading, system-wide state.
 	"kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
-	"reboot", "swapon", "swapoff", "acct", "syslog", "quotactl",
+	"reboot", "swapon", "swapoff", "acct", "syslog", "quotactl", "quotactl_fd",
 	"settimeofday", "clock_settime", "clock_adjtime", "adjtimex",
 	"sethostname", "setdomainname", "iopl", "ioperm", "vhangup",
 	"open_by_handle_at", "name_to_handle_at", "lookup_dcookie", "fanotify_init",
@@ -38,6 +42,22 @@ var deniedSyscalls = []string{
 
 // signalSyscalls take a target pid (or tgid) as their first argument.
 var signalSyscalls = []string{"kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_open"}
+
+// selfOnlySyscalls act on the process named by their first argument, 0 being
+// the caller. Another process of the same uid (the server itself, at basic
+// level as a non-root uid) could be reniced, pinned, have its limits cut or
+// its robust futex list read: they are refused unless the target is 0.
+// (Comparing all 64 bits refuses a few harmless calls whose high bits are
+// set; it never allows one whose low 32 bits, all the kernel reads, are not 0.)
+var selfOnlySyscalls = []string{"prlimit64", "sched_setaffinity", "sched_setscheduler", "sched_setparam",
+	"sched_setattr", "get_robust_list"}
+
+// Namespace flags of clone(2) (arg 0 on x86-64 and arm64).
+const cloneNamespaceFlags = unix.CLONE_NEWNS | unix.CLONE_NEWCGROUP | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC |
+	unix.CLONE_NEWUSER | unix.CLONE_NEWPID | unix.CLONE_NEWNET
+
+// Terminal ioctls that inject input into, or control, a terminal.
+var ttyIoctls = []uint64{unix.TIOCSTI, unix.TIOCLINUX}
 
 // equal32 matches when the low 32 bits of argument arg equal v, whatever the
 // high bits hold: the kernel truncates an int argument, so kill(0x100000002)
@@ -57,10 +77,11 @@ func equal32(arg uint32, v uint32) []seccomp.Condition {
 // launcher has pid workerPid (see Seccomp).
 func (s *Sandbox) JobFilter(workerPid int) ([]byte, error) {
 	if s.level == LevelNamespaces {
-		// Inside the sandbox: 1 is bubblewrap's init, 2 the template.
-		return Seccomp([]int{1, 2})
+		// Inside the sandbox the template is pid 1 (bubblewrap --as-pid-1);
+		// its own network namespace makes abstract unix sockets private.
+		return Seccomp([]int{1}, true)
 	}
-	return Seccomp([]int{workerPid, os.Getpid()})
+	return Seccomp([]int{workerPid, os.Getpid()}, false)
 }
 
 // Seccomp returns a job filter as a classic BPF program: sock_filter records
@@ -68,12 +89,17 @@ func (s *Sandbox) JobFilter(workerPid int) ([]byte, error) {
 // filter
 //   - kills any process that uses a foreign syscall ABI (i386 on amd64; the
 //     library refuses x32 with ENOSYS),
-//   - refuses deniedSyscalls, and sockets of every family but AF_UNIX,
+//   - answers clone3 with ENOSYS: its flags are in a struct the filter
+//     cannot read, and libc falls back to clone, whose flags it can,
+//   - refuses clone with any namespace flag, deniedSyscalls, terminal
+//     injection ioctls, selfOnlySyscalls aimed at another process, sockets
+//     of every family but AF_UNIX, and, unless unixSockets, AF_UNIX sockets
+//     too (socketpair stays: its two ends belong to the job),
 //   - refuses to signal (or open a pidfd on) the protected pids, and every
 //     negative target: process groups and kill(-1), "everyone",
 //
-// all with EPERM, and allows the rest.
-func Seccomp(protected []int) ([]byte, error) {
+// all with EPERM unless said otherwise, and allows the rest.
+func Seccomp(protected []int, unixSockets bool) ([]byte, error) {
 	var signals []seccomp.NameWithConditions
 	for _, name := range signalSyscalls {
 		// Negative in 32 bits: the sign bit of the low word.
@@ -83,16 +109,38 @@ func Seccomp(protected []int) ([]byte, error) {
 			signals = append(signals, seccomp.NameWithConditions{Name: name, Conditions: equal32(0, uint32(pid))})
 		}
 	}
+	conditional := signals
+	for _, name := range selfOnlySyscalls {
+		conditional = append(conditional, seccomp.NameWithConditions{Name: name,
+			Conditions: []seccomp.Condition{{Argument: 0, Operation: seccomp.NotEqual, Value: 0}}})
+	}
+	// setpriority(which, who) and ioprio_set(which, who): only the caller
+	// itself (PRIO_PROCESS / IOPRIO_WHO_PROCESS and who 0), never a group
+	// or a whole uid.
+	conditional = append(conditional,
+		seccomp.NameWithConditions{Name: "setpriority", Conditions: []seccomp.Condition{{Argument: 0, Operation: seccomp.NotEqual, Value: unix.PRIO_PROCESS}}},
+		seccomp.NameWithConditions{Name: "setpriority", Conditions: []seccomp.Condition{{Argument: 1, Operation: seccomp.NotEqual, Value: 0}}},
+		seccomp.NameWithConditions{Name: "ioprio_set", Conditions: []seccomp.Condition{{Argument: 0, Operation: seccomp.NotEqual, Value: 1}}},
+		seccomp.NameWithConditions{Name: "ioprio_set", Conditions: []seccomp.Condition{{Argument: 1, Operation: seccomp.NotEqual, Value: 0}}},
+		seccomp.NameWithConditions{Name: "clone", Conditions: []seccomp.Condition{{Argument: 0, Operation: seccomp.BitsSet, Value: cloneNamespaceFlags}}},
+		seccomp.NameWithConditions{Name: "socket", Conditions: []seccomp.Condition{{Argument: 0, Operation: seccomp.NotEqual, Value: unix.AF_UNIX}}},
+	)
+	if !unixSockets {
+		conditional = append(conditional, seccomp.NameWithConditions{Name: "socket",
+			Conditions: []seccomp.Condition{{Argument: 0, Operation: seccomp.Equal, Value: unix.AF_UNIX}}})
+	}
+	for _, req := range ttyIoctls {
+		conditional = append(conditional, seccomp.NameWithConditions{Name: "ioctl",
+			Conditions: []seccomp.Condition{{Argument: 1, Operation: seccomp.Equal, Value: req}}})
+	}
 	policy := seccomp.Policy{
 		DefaultAction: seccomp.ActionAllow,
 		// A syscall must appear in one group only: once its number
 		// matches, the library does not look at later groups.
 		Syscalls: []seccomp.SyscallGroup{
 			{Action: seccomp.ActionErrno, Names: deniedSyscalls},
-			{Action: seccomp.ActionErrno, NamesWithCondtions: append(signals, seccomp.NameWithConditions{
-				Name:       "socket",
-				Conditions: []seccomp.Condition{{Argument: 0, Operation: seccomp.NotEqual, Value: unix.AF_UNIX}},
-			})},
+			{Action: seccomp.ActionErrno | seccomp.Action(unix.ENOSYS), Names: []string{"clone3"}},
+			{Action: seccomp.ActionErrno, NamesWithCondtions: conditional},
 		},
 	}
 	native, err := arch.GetInfo("")

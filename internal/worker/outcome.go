@@ -41,22 +41,19 @@ type Outcome struct {
 	Error           string          // every other Kind
 	Stdout          string
 	StdoutTruncated bool
-	StdoutBytes     int64 // total printed, when truncated
+	StdoutBytes     int64  // total printed, when truncated
+	Stderr          string // what the job wrote to stderr, up to the stdout limit
 	Elapsed         time.Duration
 }
 
 // meta is the worker's "done" frame.
 type meta struct {
-	Type            string `json:"type"`
-	Status          string `json:"status"`
-	ExitCode        int    `json:"exit_code"`
-	Signal          int    `json:"signal"`
-	ElapsedMS       int64  `json:"elapsed_ms"`
-	Stdout          string `json:"stdout"`
-	StdoutTruncated bool   `json:"stdout_truncated"`
-	StdoutBytes     int64  `json:"stdout_bytes"`
-	ResultCorrupt   bool   `json:"result_corrupt"`
-	Error           string `json:"error"` // type "fatal"
+	Type      string `json:"type"`
+	Status    string `json:"status"`
+	ExitCode  int    `json:"exit_code"`
+	Signal    int    `json:"signal"`
+	ElapsedMS int64  `json:"elapsed_ms"`
+	Error     string `json:"error"` // type "fatal"
 }
 
 // childResult is the frame the job process writes after main() returns:
@@ -73,15 +70,12 @@ var childKinds = map[string]Kind{
 	"internal":     KindCrashed,
 }
 
-// outcome turns the worker's two frames into an Outcome. limits name
+// outcome turns the template's "done" frame and what the result pipe held
+// into an Outcome (without stdout, which the caller fills in). Limits name
 // themselves in the messages.
-func outcome(m *meta, body []byte, job Job, lim Limits) Outcome {
-	o := Outcome{
-		Stdout:          m.Stdout,
-		StdoutTruncated: m.StdoutTruncated,
-		StdoutBytes:     m.StdoutBytes,
-		Elapsed:         time.Duration(m.ElapsedMS) * time.Millisecond,
-	}
+func outcome(m *meta, res *resultBody, job Job, lim Limits) Outcome {
+	o := Outcome{Elapsed: time.Duration(m.ElapsedMS) * time.Millisecond}
+	body := res.Payload
 	fail := func(k Kind, format string, args ...any) Outcome {
 		o.Kind, o.Error = k, fmt.Sprintf(format, args...)
 		return o
@@ -89,9 +83,9 @@ func outcome(m *meta, body []byte, job Job, lim Limits) Outcome {
 	switch {
 	case m.Status == "timeout":
 		return fail(KindTimeout, "Time limit exceeded: the script ran for more than %s", job.Timeout)
-	case m.ResultCorrupt:
+	case res.Corrupt:
 		return fail(KindCorrupt, "The script wrote to the worker's private result channel; its result was discarded")
-	case m.Status == "result_too_large":
+	case res.TooLarge:
 		return fail(KindResultLimit, "Result too large: exceeds the result limit of %d bytes", lim.ResultBytes)
 	case len(body) > 0:
 		var r childResult

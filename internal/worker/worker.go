@@ -54,14 +54,22 @@ type Worker struct {
 	proc    *sandbox.Process
 	in      *os.File // frames to the worker (its fd 3)
 	out     *os.File // frames from the worker (its fd 4)
-	stderr  *tail
-	created time.Time
-	jobs    atomic.Int64
-	died    chan struct{} // closed as soon as Wait returns
-	exited  chan struct{} // closed once the exit is recorded and cleaned up
-	exitErr error         // set before exited is closed
-	kill    sync.Once
-	log     zerolog.Logger
+	jobs    *os.File // descriptors of each job to the worker (its fd 6)
+	writeMu sync.Mutex
+	frames  chan frame    // what readFrames read from out, in order
+	killed  chan struct{} // closed by Kill
+	// pendingDone: the last Run answered before the template's "done"
+	// frame, which WaitReady or the next Run skips. Owned by the caller of
+	// Run and WaitReady, which are never concurrent.
+	pendingDone bool
+	stderr      *tail
+	created     time.Time
+	jobsRun     atomic.Int64
+	died        chan struct{} // closed as soon as Wait returns
+	exited      chan struct{} // closed once the exit is recorded and cleaned up
+	exitErr     error         // set before exited is closed
+	kill        sync.Once
+	log         zerolog.Logger
 }
 
 // grace is how long past a job's own timeout the worker has to answer before
@@ -71,7 +79,7 @@ const grace = 3 * time.Second
 // Start launches a worker and waits until it has a warm job child ready.
 // A worker that cannot be brought up is torn down before Start returns.
 func Start(ctx context.Context, cfg Config) (_ *Worker, retErr error) {
-	program, err := programFile(cfg.Program)
+	program, err := sealedFile("worker.py", cfg.Program)
 	if err != nil {
 		return nil, &StartError{Err: err}
 	}
@@ -92,11 +100,25 @@ func Start(ctx context.Context, cfg Config) (_ *Worker, retErr error) {
 		inW.Close()
 		return nil, &StartError{Err: err}
 	}
+	sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		proc.Cleanup()
+		inR.Close()
+		inW.Close()
+		outR.Close()
+		outW.Close()
+		return nil, &StartError{Err: fmt.Errorf("socketpair: %w", err)}
+	}
+	unix.SetNonblock(sp[1], false) // the worker's end blocks
+	jobsMine, jobsTheirs := os.NewFile(uintptr(sp[0]), "jobs"), os.NewFile(uintptr(sp[1]), "jobs-worker")
 	w := &Worker{
 		cfg:     cfg,
 		proc:    proc,
 		in:      inW,
 		out:     outR,
+		jobs:    jobsMine,
+		frames:  make(chan frame, 8),
+		killed:  make(chan struct{}),
 		stderr:  &tail{max: 4096},
 		created: time.Now(),
 		died:    make(chan struct{}),
@@ -106,7 +128,7 @@ func Start(ctx context.Context, cfg Config) (_ *Worker, retErr error) {
 	cmd.Stdin = nil
 	cmd.Stdout = nil
 	cmd.Stderr = w.stderr
-	cmd.ExtraFiles = []*os.File{inR, outW, program} // fds 3, 4 and sandbox.ProgramFD
+	cmd.ExtraFiles = []*os.File{inR, outW, program, jobsTheirs} // fds 3, 4, sandbox.ProgramFD (5) and 6
 	cmd.WaitDelay = time.Second
 
 	// Pdeathsig fires when the creating OS thread exits: keep this goroutine
@@ -116,14 +138,17 @@ func Start(ctx context.Context, cfg Config) (_ *Worker, retErr error) {
 	runtime.UnlockOSThread()
 	inR.Close()
 	outW.Close()
+	jobsTheirs.Close()
 	if err != nil {
 		proc.Cleanup()
 		inW.Close()
 		outR.Close()
+		jobsMine.Close()
 		return nil, &StartError{Err: err}
 	}
 	w.log = cfg.Logger.With().Int("pid", cmd.Process.Pid).Logger()
 	go w.wait()
+	go w.readFrames()
 	defer func() {
 		if retErr != nil {
 			w.Kill()
@@ -134,8 +159,11 @@ func Start(ctx context.Context, cfg Config) (_ *Worker, retErr error) {
 	if err != nil {
 		return nil, &StartError{Err: err}
 	}
+	abi, rules := cfg.Sandbox.Landlock()
 	conf, err := json.Marshal(map[string]any{
 		"seccomp":      base64.StdEncoding.EncodeToString(filter),
+		"landlock_abi": abi,
+		"landlock":     rules,
 		"warm":         cfg.Warm,
 		"one_shot":     cfg.OneShot,
 		"scratch":      proc.Scratch,
@@ -149,6 +177,7 @@ func Start(ctx context.Context, cfg Config) (_ *Worker, retErr error) {
 	if err != nil {
 		return nil, &StartError{Err: err}
 	}
+	w.in.SetWriteDeadline(time.Now().Add(cfg.StartTimeout))
 	if err := WriteFrame(w.in, conf); err != nil {
 		return nil, w.startError(fmt.Errorf("sending config: %w", err))
 	}
@@ -159,29 +188,6 @@ func Start(ctx context.Context, cfg Config) (_ *Worker, retErr error) {
 		return nil, w.startError(err)
 	}
 	return w, nil
-}
-
-// programFile returns a sealed in-memory file holding the worker program.
-func programFile(src []byte) (*os.File, error) {
-	fd, err := unix.MemfdCreate("worker.py", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
-	if err != nil {
-		return nil, fmt.Errorf("memfd_create: %w", err)
-	}
-	f := os.NewFile(uintptr(fd), "worker.py")
-	if _, err := f.Write(src); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		f.Close()
-		return nil, err
-	}
-	_, err = unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_SEAL|unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("sealing worker program: %w", err)
-	}
-	return f, nil
 }
 
 func (w *Worker) startError(err error) error {
@@ -201,7 +207,7 @@ func (w *Worker) Pid() int { return w.proc.Cmd.Process.Pid }
 func (w *Worker) Created() time.Time { return w.created }
 
 // Jobs returns how many jobs the worker has run.
-func (w *Worker) Jobs() int64 { return w.jobs.Load() }
+func (w *Worker) Jobs() int64 { return w.jobsRun.Load() }
 
 // Exited is closed once the worker process has exited and its sandbox has
 // been cleaned up.
@@ -228,95 +234,87 @@ func (w *Worker) Alive() bool {
 	return info.Signo == 0 // siginfo stays zero while the child runs
 }
 
-// WaitReady blocks until the worker announces a warm job child, ctx ends or
-// StartTimeout passes. Any error leaves the worker unusable: Kill it.
+// WaitReady blocks until the worker announces a waiting job child, ctx ends
+// or StartTimeout passes. Any error leaves the worker unusable: Kill it.
 func (w *Worker) WaitReady(ctx context.Context) error {
-	deadline := time.Now().Add(w.cfg.StartTimeout)
-	m, err := w.readMeta(ctx, deadline)
-	if err != nil {
-		return err
+	timer := time.NewTimer(w.cfg.StartTimeout)
+	defer timer.Stop()
+	for {
+		select {
+		case f, ok := <-w.frames:
+			if !ok || f.err != nil {
+				return w.frameErr(f, ok)
+			}
+			switch f.m.Type {
+			case "ready":
+				return nil
+			case "done":
+				if w.pendingDone {
+					w.pendingDone = false
+					continue
+				}
+			case "fatal":
+				return fmt.Errorf("%w: %s", ErrProtocol, f.m.Error)
+			}
+			return fmt.Errorf("%w: got %q frame, want ready", ErrProtocol, f.m.Type)
+		case <-timer.C:
+			return fmt.Errorf("%w: not ready within %s", ErrUnresponsive, w.cfg.StartTimeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	switch m.Type {
-	case "ready":
-		return nil
-	case "fatal":
-		return fmt.Errorf("%w: %s", ErrProtocol, m.Error)
-	}
-	return fmt.Errorf("%w: got %q frame, want ready", ErrProtocol, m.Type)
 }
 
-// Run runs one job. A nil error means the worker answered as the protocol
-// says and the Outcome describes the job, whatever happened to the script;
-// the caller must then call WaitReady before the next Run. A non-nil error
-// (ctx ended, worker died, hung or broke the protocol) leaves the worker
-// unusable: Kill it.
-func (w *Worker) Run(ctx context.Context, job Job) (Outcome, error) {
-	w.jobs.Add(1)
-	req, err := json.Marshal(map[string]any{"script": job.Script, "timeout_ms": job.Timeout.Milliseconds()})
-	if err != nil {
-		return Outcome{}, err
-	}
-	if err := WriteFrame(w.in, req); err != nil {
-		return Outcome{}, w.deadErr(fmt.Errorf("sending job: %w", err))
-	}
-	ooms := w.proc.OOMKills()
-	deadline := time.Now().Add(job.Timeout + grace)
-	m, err := w.readMeta(ctx, deadline)
-	if err != nil {
-		return Outcome{}, err
-	}
-	if m.Type != "done" {
-		return Outcome{}, fmt.Errorf("%w: got %q frame, want done (%s)", ErrProtocol, m.Type, m.Error)
-	}
-	body, err := w.read(ctx, deadline, int(w.cfg.Limits.ResultBytes)+64<<10)
-	if err != nil {
-		return Outcome{}, err
-	}
-	o := outcome(m, body, job, w.cfg.Limits)
-	// A job whose process the kernel killed for memory hit its limit, even if
-	// the process main() ran in survived to return a value.
-	if w.proc.OOMKills() > ooms {
-		o.Kind, o.Result = KindMemory, nil
-		o.Error = fmt.Sprintf("Memory limit exceeded: the job's processes together may use at most %d MiB; the kernel killed one that went over",
-			w.cfg.Limits.MemoryBytes>>20)
-	}
-	return o, nil
+// frame is one control frame from the template, or the error that ended
+// the stream.
+type frame struct {
+	m   *meta
+	err error
 }
 
-func (w *Worker) readMeta(ctx context.Context, deadline time.Time) (*meta, error) {
-	b, err := w.read(ctx, deadline, int(w.cfg.Limits.StdoutBytes)*6+64<<10)
-	if err != nil {
-		return nil, err
+// readFrames owns reads from the template's control pipe for the worker's
+// whole life. It ends at EOF (the template exited, or Kill closed the pipe)
+// or on a protocol error, which it sends last.
+func (w *Worker) readFrames() {
+	defer close(w.frames)
+	for {
+		b, err := ReadFrame(w.out, 64<<10)
+		if err != nil {
+			if errors.Is(err, ErrFrameTooLarge) {
+				err = fmt.Errorf("%w: %v", ErrProtocol, err)
+			} else {
+				err = w.deadErr(err)
+			}
+			w.deliverFrame(frame{err: err})
+			return
+		}
+		var m meta
+		if err := json.Unmarshal(b, &m); err != nil {
+			w.deliverFrame(frame{err: fmt.Errorf("%w: %v", ErrProtocol, err)})
+			return
+		}
+		if !w.deliverFrame(frame{m: &m}) {
+			return
+		}
 	}
-	var m meta
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrProtocol, err)
-	}
-	return &m, nil
 }
 
-// read reads one frame, giving up at deadline or when ctx ends.
-func (w *Worker) read(ctx context.Context, deadline time.Time, max int) ([]byte, error) {
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
+// deliverFrame queues f unless the worker has been killed.
+func (w *Worker) deliverFrame(f frame) bool {
+	select {
+	case w.frames <- f:
+		return true
+	case <-w.killed:
+		return false
 	}
-	if err := w.out.SetReadDeadline(deadline); err != nil {
-		return nil, err
+}
+
+// frameErr is the error for a frame stream that ended (ok false) or failed.
+func (w *Worker) frameErr(f frame, ok bool) error {
+	if ok {
+		return f.err
 	}
-	stop := context.AfterFunc(ctx, func() { w.out.SetReadDeadline(time.Now()) })
-	defer stop()
-	b, err := ReadFrame(w.out, max)
-	switch {
-	case err == nil:
-		return b, nil
-	case ctx.Err() != nil:
-		return nil, ctx.Err()
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return nil, ErrUnresponsive
-	case errors.Is(err, ErrFrameTooLarge):
-		return nil, fmt.Errorf("%w: %v", ErrProtocol, err)
-	}
-	return nil, w.deadErr(err)
+	return w.deadErr(io.EOF)
 }
 
 // deadErr turns an I/O error on the pipes into ErrExited when the process is
@@ -351,6 +349,7 @@ func (w *Worker) Close() {
 // up to 5s for it to exit and releases its resources. It is idempotent and safe from any goroutine.
 func (w *Worker) Kill() {
 	w.kill.Do(func() {
+		close(w.killed)
 		pid := w.proc.Cmd.Process.Pid
 		if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 			w.log.Warn().Err(err).Msg("killing worker process group")
@@ -365,6 +364,7 @@ func (w *Worker) Kill() {
 		}
 		w.in.Close()
 		w.out.Close()
+		w.jobs.Close()
 	})
 }
 
@@ -374,7 +374,7 @@ func (w *Worker) wait() {
 	err := w.proc.Cmd.Wait()
 	close(w.died)
 	w.proc.Cleanup()
-	ev := w.log.Info().Int64("jobs_run", w.jobs.Load()).Dur("age", time.Since(w.created))
+	ev := w.log.Info().Int64("jobs_run", w.jobsRun.Load()).Dur("age", time.Since(w.created))
 	state := w.proc.Cmd.ProcessState
 	if state == nil {
 		w.exitErr = err
