@@ -193,9 +193,9 @@ def install_landlock(rules, abi, writable):
                             ctypes.c_uint32(0))
     try:
         read = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
-        grants = [(p, read) for p in rules.get("read", ())]
-        grants += [(p, fs) for p in list(rules.get("write", ())) + list(writable)]
-        grants += [(p, FS_READ_FILE | FS_WRITE_FILE | FS_TRUNCATE) for p in rules.get("devices", ())]
+        grants = [(p, read) for p in rules.get("read") or ()]
+        grants += [(p, fs) for p in list(rules.get("write") or ()) + list(writable)]
+        grants += [(p, FS_READ_FILE | FS_WRITE_FILE | FS_TRUNCATE) for p in rules.get("devices") or ()]
         for path, allowed in grants:
             try:
                 fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
@@ -356,7 +356,9 @@ def warm_child():
         sys.modules.pop("__script__", None)
 
 
-def set_limits(cfg, timeout_s):
+def set_limits(cfg, timeout_s, statm):
+    """Applies the job's rlimits. statm is an fd on /proc/self/statm, opened
+    before Landlock, which may hide /proc."""
     import resource
     lim = [
         (resource.RLIMIT_CORE, 0),
@@ -366,8 +368,7 @@ def set_limits(cfg, timeout_s):
         (resource.RLIMIT_NPROC, cfg["nproc"]),
     ]
     if cfg["memory_bytes"] > 0:
-        with open("/proc/self/statm") as f:
-            vsize = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        vsize = int(os.pread(statm, 256, 0).split()[0]) * os.sysconf("SC_PAGE_SIZE")
         lim.append((resource.RLIMIT_AS, vsize + cfg["memory_bytes"]))
     for what, n in lim:
         resource.setrlimit(what, (n, n))
@@ -434,6 +435,7 @@ def child_main(cfg, warm, sock, scratch):
             warm_child()
         fresh_scratch(scratch)
         reseed()
+        statm = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
         prctl(PR_SET_NO_NEW_PRIVS, 1)
         install_landlock(cfg["landlock"], cfg["landlock_abi"], [scratch])
         install_seccomp(cfg["seccomp"])
@@ -444,23 +446,19 @@ def child_main(cfg, warm, sock, scratch):
         job_fd, out_w, err_w, res_w = fds
         job = json.loads(read_fd(job_fd))
         nonce = job["nonce"].encode()
+        set_limits(cfg, job["timeout_ms"] / 1000.0, statm)
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)
         os.dup2(out_w, 1)
         os.dup2(err_w, 2)
-        keep = {0, 1, 2, res_w}
-        for fd in list(map(int, os.listdir("/proc/self/fd"))):
-            if fd not in keep:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        # Close everything else: the job sees only stdio and its result pipe.
+        os.closerange(3, res_w)
+        os.closerange(res_w + 1, 1 << 20)
         sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
         sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8",
                                       errors="backslashreplace", write_through=True)
         sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8",
                                       errors="backslashreplace", write_through=True)
-        set_limits(cfg, job["timeout_ms"] / 1000.0)
         out = run_script(job["script"], cfg)
         if _getpid() != me:
             _exit(0)  # a process the script forked: only the job process answers
@@ -667,9 +665,63 @@ def recv_job_fds(sock):
     return fds
 
 
-def run_job(child, fds, job, cfg):
+MEMORY_POLL = 0.025  # seconds between checks of a multi-process job's memory
+
+
+def children_of(pid):
+    """Pids of pid's children, from every thread's children list (no ptrace
+    access needed)."""
+    out = []
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, tid), "rb") as f:
+                out += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    return out
+
+
+def private_pages(pid):
+    """Resident pages of pid that are neither file-backed nor shared memory
+    (statm, unlike smaps, needs no ptrace access to a non-dumpable job)."""
+    try:
+        with open("/proc/%d/statm" % pid, "rb") as f:
+            v = f.read().split()
+        return int(v[1]) - int(v[2])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+class MemoryWatch:
+    """Caps the memory of all of a job's processes together where no memory
+    cgroup does (a non-root server, Docker, gVisor). RLIMIT_AS caps each
+    process; this sums, every MEMORY_POLL, the private resident memory of the
+    job's processes beyond what each inherited from the template, and kills
+    the job when the sum passes the limit. Pages two job processes share
+    after a fork count once per process: a conservative estimate."""
+
+    def __init__(self, limit_bytes):
+        self.limit_pages = limit_bytes // os.sysconf("SC_PAGE_SIZE")
+        self.base = private_pages(os.getpid())
+
+    def over(self, job_pid, keep):
+        me = os.getpid()
+        frontier = [job_pid] + [p for p in children_of(me) if p != job_pid and p not in keep]
+        procs = set()
+        while frontier:
+            p = frontier.pop()
+            if p not in procs:
+                procs.add(p)
+                frontier += children_of(p)
+        if len(procs) < 2:
+            return False  # one process: RLIMIT_AS bounds it
+        return sum(max(0, private_pages(p) - self.base) for p in procs) > self.limit_pages
+
+
+def run_job(child, fds, job, cfg, watch=None, keep=()):
     """Hands the job's descriptors to the waiting child, closes them here,
-    and waits until the child exits, the time limit passes or the server
+    and waits until the child exits, the time limit passes, the job's
+    processes together go over the memory limit (with a watch) or the server
     cancels the job. Returns the "done" frame; the caller kills what is left."""
     timeout = job["timeout_ms"] / 1000.0
     start = time.monotonic()
@@ -706,7 +758,13 @@ def run_job(child, fds, job, cfg):
                     exited(status)
                     break
                 left = min(left, 0.005)
-            for key, _ in sel.select(left):
+            if watch is not None:
+                left = min(left, MEMORY_POLL)
+            events = sel.select(left)
+            if not events and watch is not None and watch.over(child.pid, keep):
+                meta["status"] = "memory_limit"
+                break
+            for key, _ in events:
                 if key.fd == CTL_IN:
                     msg = json.loads(read_frame(CTL_IN))
                     if msg.get("type") != "cancel":
@@ -755,6 +813,7 @@ def serve(cfg):
     # Two waiting children in warm mode: one warmed for numpy and pandas
     # scripts, one plain for the rest (the server says which a job wants).
     kinds = (True, False) if cfg["warm"] else (False,)
+    watch = MemoryWatch(cfg["memory_bytes"]) if cfg.get("watch_memory") and cfg["memory_bytes"] > 0 else None
     children = {warm: fork_child(cfg, warm) for warm in kinds}
     send({"type": "ready"})
     while True:
@@ -777,7 +836,7 @@ def serve(cfg):
         # From here on the job may run: the server must not retry it elsewhere.
         send({"type": "started"})
         try:
-            meta = run_job(child, fds, job, cfg)
+            meta = run_job(child, fds, job, cfg, watch, keep)
         finally:
             cleanup(child, keep)
             child.close()
@@ -792,23 +851,29 @@ def serve(cfg):
 
 
 def self_test(cfg):
-    """Fails closed: Landlock and the seccomp program must install in a child before any job runs."""
+    """Fails closed: no_new_privs, Landlock and the seccomp program must
+    install in a child before any job runs. Raises with the reason."""
+    r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
-        step = 1
+        os.close(r)
+        what = "no_new_privs"
         try:
             prctl(PR_SET_NO_NEW_PRIVS, 1)
-            step = 2
+            what = "the Landlock rules (ABI %d)" % cfg["landlock_abi"]
             install_landlock(cfg["landlock"], cfg["landlock_abi"], [cfg["scratch"][0]])
-            step = 3
+            what = "the seccomp filter"
             install_seccomp(cfg["seccomp"])
             os._exit(0)
-        except BaseException:
-            os._exit(step)
+        except BaseException as e:
+            os.write(w, ("cannot install %s in a job process: %s" % (what, e)).encode()[:4000])
+            os._exit(1)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        why = f.read().decode("utf-8", "replace")
     _, status = os.waitpid(pid, 0)
     if status != 0:
-        what = {1: "no_new_privs", 2: "the Landlock rules", 3: "the seccomp filter"}
-        raise RuntimeError("cannot install %s in a job process" % what.get(os.WEXITSTATUS(status), "the sandbox"))
+        raise RuntimeError(why or "the sandbox self-test failed")
 
 
 def main():

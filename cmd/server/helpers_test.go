@@ -68,12 +68,13 @@ func testMain(m *testing.M) int {
 }
 
 type server struct {
-	URL  string
-	cmd  *exec.Cmd
-	mark string // PYEXEC_TEST_MARK: passed to every worker, to find them in /proc
-	logs *logBuffer
-	done chan struct{}
-	err  error // Wait's result, once done is closed
+	URL    string
+	apiKey string // sent as a bearer token by execute, when set
+	cmd    *exec.Cmd
+	mark   string // PYEXEC_TEST_MARK: passed to every worker, to find them in /proc
+	logs   *logBuffer
+	done   chan struct{}
+	err    error // Wait's result, once done is closed
 }
 
 type logBuffer struct {
@@ -114,11 +115,35 @@ func startServer(t *testing.T, args ...string) *server {
 
 var servers atomic.Int64
 
-func start(args ...string) (*server, error) {
+func start(args ...string) (*server, error) { return startAs(-1, nil, args...) }
+
+// startServerAs is startServer with the server running as uid (and gid)
+// uid, when uid >= 0, and extra environment variables.
+func startServerAs(t *testing.T, uid int, env []string, args ...string) *server {
+	t.Helper()
+	s, err := startAs(uid, env, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.stop(); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", s.logs)
+		}
+	})
+	return s
+}
+
+func startAs(uid int, env []string, args ...string) (*server, error) {
 	mark := fmt.Sprintf("%d-%d", os.Getpid(), servers.Add(1))
 	cmd := exec.Command(binary, append([]string{"--addr", "127.0.0.1:0", "--log-level", "debug",
 		"--pass-env", "PYEXEC_TEST_MARK"}, args...)...)
-	cmd.Env = []string{"PYEXEC_TEST_MARK=" + mark, "PATH=/usr/bin:/bin"}
+	cmd.Env = append([]string{"PYEXEC_TEST_MARK=" + mark, "PATH=/usr/bin:/bin"}, env...)
+	if uid >= 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid), Groups: []uint32{}}}
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -229,6 +254,9 @@ func (s *server) executeCtx(t *testing.T, ctx context.Context, body string) repl
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if s.apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+s.apiKey)
+	}
 	return do(t, req)
 }
 

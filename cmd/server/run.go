@@ -53,7 +53,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	memCgroup, memReason := sb.MemoryCgroup()
 	if !memCgroup {
 		log.Warn().Str("reason", memReason).
-			Msg("no memory cgroup: each job process is capped at --memory-mb, but not all of a job's processes together")
+			Msg("no memory cgroup: each job process is capped at --memory-mb by RLIMIT_AS, and the template polls the sum of a job's processes (see SECURITY.md)")
 	}
 	if abi, why := sb.LandlockStatus(); abi < sandbox.LandlockFullABI {
 		log.Warn().Int("landlock_abi", abi).Str("reason", why).

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 
 	"github.com/python-executor/python-executor/internal/worker"
 )
@@ -97,8 +98,25 @@ func fakeWorker(mode string) {
 		if err != nil {
 			os.Exit(0) // the server went away: so do we
 		}
-		var job struct{ Script string }
-		json.Unmarshal(b, &job)
+		var ctl struct{ Type string }
+		json.Unmarshal(b, &ctl)
+		if ctl.Type == "cancel" {
+			continue
+		}
+		job, res, stdout := fakeJob()
+		// What a template does: acknowledge, then the job runs.
+		send(map[string]string{"type": "started"})
+		answerWith := func(r []byte) {
+			stdout.Write([]byte("pid " + fmt.Sprint(os.Getpid())))
+			stdout.Close()
+			worker.WriteFrame(res, append([]byte(job.Nonce), r...))
+			res.Close()
+			send(map[string]any{"type": "done", "status": "exited", "exit_code": 0})
+		}
+		answer := func() {
+			r, _ := json.Marshal(map[string]string{"result": job.Script})
+			answerWith(r)
+		}
 		switch verb, arg, _ := strings.Cut(job.Script, ":"); verb {
 		case "hang":
 			time.Sleep(time.Hour)
@@ -111,8 +129,7 @@ func fakeWorker(mode string) {
 			out.Write([]byte{0x7f, 0xff, 0xff, 0xff})
 			time.Sleep(time.Hour)
 		case "notready":
-			send(map[string]any{"type": "done", "status": "result"})
-			worker.WriteFrame(out, []byte(`{"result": 1}`))
+			answerWith([]byte(`{"result": 1}`))
 			os.Exit(0)
 		case "grandchild":
 			// A grandchild that holds the pipes and ignores the worker's death.
@@ -121,8 +138,7 @@ func fakeWorker(mode string) {
 			cmd.Start()
 			time.Sleep(time.Hour)
 		case "dieidle": // answers, says ready, then dies while idle
-			send(map[string]any{"type": "done", "status": "result"})
-			worker.WriteFrame(out, []byte(`{"result": 1}`))
+			answer()
 			send(map[string]string{"type": "ready"})
 			time.Sleep(20 * time.Millisecond)
 			os.Exit(0)
@@ -131,10 +147,33 @@ func fakeWorker(mode string) {
 			time.Sleep(d)
 			fallthrough
 		default:
-			send(map[string]any{"type": "done", "status": "result", "stdout": "pid " + fmt.Sprint(os.Getpid())})
-			r, _ := json.Marshal(map[string]string{"result": job.Script})
-			worker.WriteFrame(out, r)
+			answer()
 			send(map[string]string{"type": "ready"})
 		}
 	}
+}
+
+// fakeJob receives a job's descriptors on fd 6, as a template does, and
+// reads the job from its memfd: the script and the nonce to put before the
+// result.
+func fakeJob() (job struct{ Script, Nonce string }, res, stdout *os.File) {
+	buf, oob := make([]byte, 16), make([]byte, unix.CmsgSpace(4*4))
+	_, oobn, _, _, err := unix.Recvmsg(6, buf, oob, 0)
+	if err != nil {
+		os.Exit(1)
+	}
+	msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+	if len(msgs) != 1 {
+		os.Exit(1)
+	}
+	fds, _ := unix.ParseUnixRights(&msgs[0])
+	if len(fds) != 4 {
+		os.Exit(1)
+	}
+	spec := os.NewFile(uintptr(fds[0]), "job")
+	b, _ := io.ReadAll(spec)
+	spec.Close()
+	json.Unmarshal(b, &job)
+	unix.Close(fds[2]) // stderr: the fake writes none
+	return job, os.NewFile(uintptr(fds[3]), "result"), os.NewFile(uintptr(fds[1]), "stdout")
 }

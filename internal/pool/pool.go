@@ -178,6 +178,10 @@ func (p *Pool) Run(ctx context.Context, job worker.Job) (worker.Outcome, error) 
 	p.observeWait(start)
 	w := res.Value()
 	out, err := w.Run(ctx, job)
+	if err != nil && worker.Reusable(err) {
+		go p.recycle(res) // the template killed the job and stayed clean
+		return out, err
+	}
 	if err != nil {
 		p.destroy(res, reason(err))
 		return out, err

@@ -35,9 +35,10 @@ func landlockRules(level Level) LandlockRules {
 	}
 	// The host's root: /usr but /usr/local (what was installed by hand: the
 	// server's own binary in the image, toolchains), the few /etc files, and
-	// of /proc only the job process's own directory and two system files.
+	// of /proc only two system files: not even the job's own directory,
+	// whose net/ and mountinfo describe the host.
 	read := usrBut("local")
-	read = append(read, "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32", "/proc/self", "/proc/cpuinfo", "/proc/meminfo")
+	read = append(read, "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32", "/proc/cpuinfo", "/proc/meminfo")
 	return LandlockRules{Read: append(read, etcFiles...), Devices: devices}
 }
 

@@ -141,6 +141,10 @@ type Process struct {
 	// OOMKills counts the processes the kernel has killed in the worker's
 	// memory cgroup (always 0 without one).
 	OOMKills func() int64
+	// MemoryCgroup is true when a memory cgroup caps the memory of all of
+	// the worker's processes together; without one the template watches a
+	// job's processes itself.
+	MemoryCgroup bool
 	// KillAll SIGKILLs every process in the worker's cgroup, wherever it
 	// moved in the process tree; without a cgroup it does nothing, and the
 	// caller's process-group kill is all there is.
@@ -194,6 +198,7 @@ func (s *Sandbox) Command(python string) (*Process, error) {
 	withUID := p.Cleanup
 	p.Cleanup = func() { killGroup(dir); removeCgroup(dir); withUID() }
 	p.OOMKills = func() int64 { return oomKills(dir) }
+	p.MemoryCgroup = true
 	p.KillAll = func() { killGroup(dir) }
 	return p, nil
 }

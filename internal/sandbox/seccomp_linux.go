@@ -35,6 +35,9 @@ var deniedSyscalls = []string{
 	"sethostname", "setdomainname", "iopl", "ioperm", "vhangup",
 	"open_by_handle_at", "name_to_handle_at", "lookup_dcookie", "fanotify_init",
 	"personality", "uselib", "nfsservctl",
+	// Anonymous files hold memory that no rlimit or watch of the job's
+	// processes counts (each up to RLIMIT_FSIZE, one per descriptor).
+	"memfd_create", "memfd_secret",
 	// SysV IPC: objects would outlive the job.
 	"shmget", "shmat", "shmctl", "shmdt", "msgget", "msgsnd", "msgrcv", "msgctl",
 	"semget", "semop", "semtimedop", "semctl",

@@ -83,6 +83,8 @@ func outcome(m *meta, res *resultBody, job Job, lim Limits) Outcome {
 	switch {
 	case m.Status == "timeout":
 		return fail(KindTimeout, "Time limit exceeded: the script ran for more than %s", job.Timeout)
+	case m.Status == "memory_limit":
+		return fail(KindMemory, "Memory limit exceeded: the job's processes together may use at most %d MiB; the job was killed", lim.MemoryBytes>>20)
 	case res.Corrupt:
 		return fail(KindCorrupt, "The script wrote to the worker's private result channel; its result was discarded")
 	case res.TooLarge:

@@ -20,6 +20,10 @@ import (
 // (a fork and, for the warm child, a 5 ms warm-up).
 const ackTimeout = 5 * time.Second
 
+// cancelGrace bounds how long a cancelled job's template has to confirm
+// that it killed the job before the worker is given up.
+const cancelGrace = 2 * time.Second
+
 // drainTimeout bounds the wait for the job's pipes to reach EOF once the
 // template has said every process of the job is dead.
 const drainTimeout = 2 * time.Second
@@ -70,8 +74,9 @@ func (w *Worker) Run(ctx context.Context, job Job) (Outcome, error) {
 	backstop := time.NewTimer(job.Timeout + grace)
 	defer backstop.Stop()
 	var done *meta
-	var drain <-chan time.Time
-	outDone, errDone, resDone := p.out.done, p.err.done, p.res.done
+	var drain, cancelled <-chan time.Time
+	frames := w.frames
+	outDone, errDone, resDone, ctxDone := p.out.done, p.err.done, p.res.done, ctx.Done()
 	// Finished when both output pipes are at EOF and either the result frame
 	// is complete, or the template reported the job over and the result
 	// pipe is at EOF too (all its writers are dead by then).
@@ -83,15 +88,20 @@ func (w *Worker) Run(ctx context.Context, job Job) (Outcome, error) {
 			errDone = nil
 		case <-resDone:
 			resDone = nil
-		case f, ok := <-w.frames:
+		case f, ok := <-frames:
 			if !ok || f.err != nil {
 				return Outcome{}, w.frameErr(f, ok)
 			}
 			if f.m.Type != "done" {
 				return Outcome{}, fmt.Errorf("%w: got %q frame, want done (%s)", ErrProtocol, f.m.Type, f.m.Error)
 			}
-			done = f.m
+			done, frames = f.m, nil // the next frame ("ready") is WaitReady's
 			drain = time.After(drainTimeout)
+		case <-ctxDone:
+			// The AfterFunc tells the template; give it a moment to confirm.
+			ctxDone, cancelled = nil, time.After(cancelGrace)
+		case <-cancelled:
+			return Outcome{}, context.Cause(ctx)
 		case <-drain:
 			return Outcome{}, fmt.Errorf("%w: the job's pipes stayed open after the template reported it done", ErrProtocol)
 		case <-backstop.C:

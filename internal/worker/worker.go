@@ -163,6 +163,7 @@ func Start(ctx context.Context, cfg Config) (_ *Worker, retErr error) {
 	conf, err := json.Marshal(map[string]any{
 		"seccomp":      base64.StdEncoding.EncodeToString(filter),
 		"landlock_abi": abi,
+		"watch_memory": !proc.MemoryCgroup,
 		"landlock":     rules,
 		"warm":         cfg.Warm,
 		"one_shot":     cfg.OneShot,
