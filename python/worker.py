@@ -901,6 +901,9 @@ def main():
         if cfg["warm"]:
             import numpy  # noqa: F401
             import pandas  # noqa: F401
+        # Reseeding once here loads what reseeding needs, so that each job
+        # child only rewrites its generators' state.
+        reseed()
         gc.collect()
         gc.freeze()
     except Exception as e:
