@@ -647,10 +647,15 @@ def is_dir(name, dir_fd):
 
 
 def wipe(dirs, waiting):
-    """Empties the scratch directories but for the waiting children's own."""
+    """Empties the scratch directories but for the waiting children's own,
+    and resets what a job could leave on the directories themselves: their
+    times and extended attributes (which seccomp refuses to set anyway)."""
     keep = {os.path.basename(c.scratch) for c in waiting}
     for d in dirs:
         empty_dir(d, keep)
+        os.utime(d, (0, 0))
+        for name in os.listxattr(d):
+            os.removexattr(d, name)
 
 
 def recv_job_fds(sock):
@@ -665,7 +670,7 @@ def recv_job_fds(sock):
     return fds
 
 
-MEMORY_POLL = 0.025  # seconds between checks of a multi-process job's memory
+MEMORY_POLL = 0.025  # seconds between JobWatch checks
 
 
 def children_of(pid):
@@ -681,30 +686,76 @@ def children_of(pid):
     return out
 
 
-def private_pages(pid):
-    """Resident pages of pid that are neither file-backed nor shared memory
-    (statm, unlike smaps, needs no ptrace access to a non-dumpable job)."""
+def job_memory_kib(pid):
+    """Anonymous and shared-memory resident KiB of pid, from
+    /proc/<pid>/status, which (unlike smaps) needs no ptrace access to a
+    non-dumpable job. File-backed pages (the interpreter, libraries) are
+    left out: they are the page cache's, shared with everyone."""
+    kib = 0
     try:
-        with open("/proc/%d/statm" % pid, "rb") as f:
-            v = f.read().split()
-        return int(v[1]) - int(v[2])
+        with open("/proc/%d/status" % pid, "rb") as f:
+            for line in f:
+                if line.startswith((b"RssAnon:", b"RssShmem:")):
+                    kib += int(line.split()[1])
     except (OSError, IndexError, ValueError):
-        return 0
+        pass
+    return kib
 
 
-class MemoryWatch:
-    """Caps the memory of all of a job's processes together where no memory
-    cgroup does (a non-root server, Docker, gVisor). RLIMIT_AS caps each
-    process; this sums, every MEMORY_POLL, the private resident memory of the
-    job's processes beyond what each inherited from the template, and kills
-    the job when the sum passes the limit. Pages two job processes share
-    after a fork count once per process: a conservative estimate."""
+def disk_usage(top, max_entries=100000):
+    """Bytes of disk the tree at top takes, and whether it has more than
+    max_entries entries (walked without following symlinks)."""
+    total, entries, stack = 0, 0, [top]
+    while stack:
+        try:
+            it = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with it:
+            for e in it:
+                entries += 1
+                if entries > max_entries:
+                    return total, True
+                try:
+                    st = e.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                total += st.st_blocks * 512
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(e.path)
+    return total, False
 
-    def __init__(self, limit_bytes):
-        self.limit_pages = limit_bytes // os.sysconf("SC_PAGE_SIZE")
-        self.base = private_pages(os.getpid())
 
-    def over(self, job_pid, keep):
+class JobWatch:
+    """What rlimits cannot cap, checked every MEMORY_POLL while a job runs:
+
+    - memory, where no memory cgroup caps all of a job's processes together
+      (a non-root server, Docker, gVisor): RLIMIT_AS caps each process, and
+      this sums the anonymous and shared-memory resident size of the job's
+      processes beyond what each inherited from the template. Pages that two
+      job processes share count once per process: a conservative estimate;
+    - disk, at basic level, where the job's scratch directory is not a tmpfs
+      of bounded size: RLIMIT_FSIZE caps each file, this caps them all
+      (checked every fourth poll)."""
+
+    def __init__(self, memory_bytes, disk_bytes):
+        self.memory_kib = memory_bytes >> 10
+        self.disk_bytes = disk_bytes
+        self.base = job_memory_kib(os.getpid())
+        self.ticks = 0
+
+    def check(self, child, keep):
+        """Returns the status that ends the job, or None."""
+        self.ticks += 1
+        if self.memory_kib and self.memory_over(child.pid, keep):
+            return "memory_limit"
+        if self.disk_bytes and self.ticks % 4 == 0:
+            used, too_many = disk_usage(child.scratch)
+            if too_many or used > self.disk_bytes:
+                return "disk_limit"
+        return None
+
+    def memory_over(self, job_pid, keep):
         me = os.getpid()
         frontier = [job_pid] + [p for p in children_of(me) if p != job_pid and p not in keep]
         procs = set()
@@ -715,7 +766,7 @@ class MemoryWatch:
                 frontier += children_of(p)
         if len(procs) < 2:
             return False  # one process: RLIMIT_AS bounds it
-        return sum(max(0, private_pages(p) - self.base) for p in procs) > self.limit_pages
+        return sum(max(0, job_memory_kib(p) - self.base) for p in procs) > self.memory_kib
 
 
 def run_job(child, fds, job, cfg, watch=None, keep=()):
@@ -761,9 +812,11 @@ def run_job(child, fds, job, cfg, watch=None, keep=()):
             if watch is not None:
                 left = min(left, MEMORY_POLL)
             events = sel.select(left)
-            if not events and watch is not None and watch.over(child.pid, keep):
-                meta["status"] = "memory_limit"
-                break
+            if not events and watch is not None:
+                over = watch.check(child, keep)
+                if over:
+                    meta["status"] = over
+                    break
             for key, _ in events:
                 if key.fd == CTL_IN:
                     msg = json.loads(read_frame(CTL_IN))
@@ -813,7 +866,10 @@ def serve(cfg):
     # Two waiting children in warm mode: one warmed for numpy and pandas
     # scripts, one plain for the rest (the server says which a job wants).
     kinds = (True, False) if cfg["warm"] else (False,)
-    watch = MemoryWatch(cfg["memory_bytes"]) if cfg.get("watch_memory") and cfg["memory_bytes"] > 0 else None
+    watch = None
+    if cfg.get("watch_memory") or cfg.get("watch_disk"):
+        watch = JobWatch(cfg["memory_bytes"] if cfg.get("watch_memory") else 0,
+                         cfg["fsize_bytes"] if cfg.get("watch_disk") else 0)
     children = {warm: fork_child(cfg, warm) for warm in kinds}
     send({"type": "ready"})
     while True:

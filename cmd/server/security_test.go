@@ -332,6 +332,32 @@ def main():
 		{"init_module", `def main(): return sc(175, 0, 0, 0)`, 0, result("EPERM"), nil},
 		{"personality", `def main(): return sc(135, 0x0040000)`, 0, result("EPERM"), nil},
 		{"SysV shared memory", `def main(): return sc(29, 0, 4096, 0o1666)`, 0, result("EPERM"), nil},
+		{"POSIX message queue (outlives the job)", `
+def main():
+    libc.mq_open.restype = ctypes.c_int
+    fd = libc.mq_open(b"/pyexec-test-queue", os.O_CREAT | os.O_RDWR, 0o600, None)
+    return "created" if fd >= 0 else errno.errorcode[ctypes.get_errno()]`, 0, result("EPERM"), nil},
+		{"extended attribute on the scratch root", `def main(): return attempt(lambda: os.setxattr(os.path.dirname(os.getcwd()), "user.drop", b"secret"))`, 0, result("EPERM"), nil},
+		{"inotify on /usr (what others open)", `def main(): return sc(253)`, 0, result("EPERM"), nil},
+		{"timestamps on the scratch root", `def main(): return attempt(lambda: os.utime(os.path.dirname(os.getcwd()), (12345, 12345)))`, 0, result("allowed"), nil},
+		{"timestamps were reset", `def main(): return os.stat(os.path.dirname(os.getcwd())).st_mtime != 12345`, 0, result(true), nil},
+		{"answer early, then hold the worker", `
+import json, struct, time
+def main():
+    f = sys._getframe()
+    while f is not None and "res_w" not in f.f_locals:
+        f = f.f_back
+    nonce, res = f.f_locals["nonce"], f.f_locals["res_w"]
+    body = nonce + json.dumps({"result": "early"}).encode()
+    os.write(res, struct.pack(">I", len(body)) + body)
+    sys.stdout.flush(); os.close(1); os.close(2)
+    time.sleep(25)`, 28, result("early"), nil},
+		{"many files, each under the file size limit", `
+def main():
+    for i in range(100):
+        with open("f%d" % i, "wb") as f:
+            f.write(b"x" * (4 << 20))
+    return "wrote 400 MiB"`, 0, failsWith("64 MiB"), nil},
 		{"memfd_create (memory no limit counts)", `def main(): return attempt(lambda: os.memfd_create("x"))`, 0, result("EPERM"), nil},
 		{"ctypes callbacks still work", `
 def main():
@@ -536,6 +562,26 @@ def main():
     return "survived"`, 20))
 	if msg, _ := r.Body["error"].(string); !strings.HasPrefix(msg, want) || !strings.Contains(msg, "1024 MiB") {
 		t.Errorf("got %s, want the memory limit named", r.Raw)
+	}
+	// Shared anonymous memory counts too. main waits until every process
+	// has filled its share, so the outcome does not depend on speed.
+	r = s.execute(t, scriptWithTimeout(`
+import mmap, os, time
+def main():
+    r, w = os.pipe()
+    for i in range(6):
+        if os.fork() == 0:
+            m = mmap.mmap(-1, 700 << 20, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+            chunk = b"x" * (1 << 20)
+            for _ in range(700): m.write(chunk)
+            os.write(w, b"1")
+            time.sleep(60)
+            os._exit(0)
+    for _ in range(6): os.read(r, 1)
+    time.sleep(5)
+    return "survived"`, 30))
+	if msg, _ := r.Body["error"].(string); !strings.HasPrefix(msg, want) {
+		t.Errorf("shared anonymous memory: got %s, want the memory limit named", r.Raw)
 	}
 	// Many small processes are not a memory bomb.
 	r = s.execute(t, script(`

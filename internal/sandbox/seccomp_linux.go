@@ -38,6 +38,16 @@ var deniedSyscalls = []string{
 	// Anonymous files hold memory that no rlimit or watch of the job's
 	// processes counts (each up to RLIMIT_FSIZE, one per descriptor).
 	"memfd_create", "memfd_secret",
+	// POSIX message queues: created in the IPC namespace before Landlock
+	// refuses the open, they would outlive the job (and a few hundred fill
+	// the host's table at basic level).
+	"mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr",
+	// Extended attributes: Landlock does not govern them, so a job could
+	// leave data on directories that outlive it (its scratch root) or hold
+	// memory on tmpfs beyond its size.
+	"setxattr", "lsetxattr", "fsetxattr", "removexattr", "lremovexattr", "fremovexattr", "setxattrat", "removexattrat",
+	// inotify: watching /usr or /tmp tells one tenant what another opens.
+	"inotify_init", "inotify_init1", "inotify_add_watch",
 	// SysV IPC: objects would outlive the job.
 	"shmget", "shmat", "shmctl", "shmdt", "msgget", "msgsnd", "msgrcv", "msgctl",
 	"semget", "semop", "semtimedop", "semctl",

@@ -20,6 +20,7 @@ const (
 	KindException   Kind = "exception"
 	KindTimeout     Kind = "timeout"
 	KindMemory      Kind = "memory_limit"
+	KindDisk        Kind = "disk_limit"
 	KindCPU         Kind = "cpu_limit"
 	KindResultLimit Kind = "result_limit"
 	KindExited      Kind = "exited"
@@ -83,6 +84,8 @@ func outcome(m *meta, res *resultBody, job Job, lim Limits) Outcome {
 	switch {
 	case m.Status == "timeout":
 		return fail(KindTimeout, "Time limit exceeded: the script ran for more than %s", job.Timeout)
+	case m.Status == "disk_limit":
+		return fail(KindDisk, "Disk limit exceeded: a job's files together may take at most %d MiB; the job was killed", lim.FileBytes>>20)
 	case m.Status == "memory_limit":
 		return fail(KindMemory, "Memory limit exceeded: the job's processes together may use at most %d MiB; the job was killed", lim.MemoryBytes>>20)
 	case res.Corrupt:

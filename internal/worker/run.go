@@ -110,9 +110,12 @@ func (w *Worker) Run(ctx context.Context, job Job) (Outcome, error) {
 	}
 	if done == nil {
 		// Answered from the result and EOF on both pipes, before the
-		// template has finished cleaning up: WaitReady reads its "done".
+		// template has finished: WaitReady reads its "done". Whatever the
+		// job still runs (it may have written its result early on purpose,
+		// to keep its worker busy) is killed now, not at its time limit.
 		w.pendingDone = true
 		done = &meta{Type: "done", Status: "result"}
+		w.send(map[string]string{"type": "cancel"})
 	}
 	if done.Status == "cancelled" {
 		return Outcome{}, &CancelledError{Err: context.Cause(ctx)}

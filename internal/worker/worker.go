@@ -164,6 +164,7 @@ func Start(ctx context.Context, cfg Config) (_ *Worker, retErr error) {
 		"seccomp":      base64.StdEncoding.EncodeToString(filter),
 		"landlock_abi": abi,
 		"watch_memory": !proc.MemoryCgroup,
+		"watch_disk":   cfg.Sandbox.Level() == sandbox.LevelBasic,
 		"landlock":     rules,
 		"warm":         cfg.Warm,
 		"one_shot":     cfg.OneShot,
