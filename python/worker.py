@@ -574,21 +574,32 @@ def reap():
 
 
 SUBREAPER = True  # False where PR_SET_CHILD_SUBREAPER is refused
+CFG = {}  # the worker's configuration, once read
 
 
-def kill_all(job_sid, keep):
+def kill_all(job_sid, keep, everyone=False):
     """SIGKILLs every process the job left behind and reaps them, sparing the
     waiting children in keep. The job process made its own session
     (job_sid): without a subreaper, orphans are found by that session
-    instead of by ancestry."""
+    instead of by ancestry.
+
+    A chain of processes that each start the next and exit can outrun a
+    scan of /proc. After 100 rounds, where everyone is True (this process is
+    its pid namespace's init, or its uid is its own), kill(-1) ends them in
+    one call: the kernel walks every process under a lock that fork waits
+    for. It takes the waiting children too; the caller replaces them."""
     scan_session = job_sid if not SUBREAPER else None
-    for _ in range(1000):
+    for round in range(1000):
         reap()
         # Zombies count too: a killed grandchild stays in /proc until the
         # subreaper (this process) inherits and reaps it.
         victims = descendants(scan_session, keep)
         if not victims:
             return
+        if everyone and round >= 100:
+            os.kill(-1, signal.SIGKILL)
+            keep = ()
+            continue
         for pid in victims:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -843,7 +854,7 @@ def cleanup(child, keep=()):
         except (ProcessLookupError, ChildProcessError):
             pass  # a waiting child that died and was reaped already
         child.reaped = True
-    kill_all(child.pid, set(keep))
+    kill_all(child.pid, set(keep), everyone=os.getpid() == 1 or bool(CFG.get("own_uid")))
 
 
 def intact(child):
@@ -944,6 +955,7 @@ def main():
         return
     try:
         cfg["seccomp"] = base64.b64decode(cfg.get("seccomp") or "")
+        CFG.update(cfg)
         prctl(PR_SET_DUMPABLE, 0)
         try:
             prctl(PR_SET_CHILD_SUBREAPER, 1)

@@ -264,6 +264,14 @@ def main():
         os._exit(0)
     time.sleep(0.1)
     return "left"`, 0, result("left"), nil},
+		{"a chain of processes that each start the next and exit", `
+def main():
+    if os.fork() == 0:
+        while True:
+            if os.fork() != 0:
+                os._exit(0)
+            os.setsid()
+    return "chain started"`, 0, result("chain started"), nil},
 		{"no process survived", countProcs, 0, result(3), failsWith("PermissionError")},
 		{"fork bomb", `
 def main():

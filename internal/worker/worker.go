@@ -165,6 +165,7 @@ func Start(ctx context.Context, cfg Config) (_ *Worker, retErr error) {
 		"landlock_abi": abi,
 		"watch_memory": !proc.MemoryCgroup,
 		"watch_disk":   cfg.Sandbox.Level() == sandbox.LevelBasic,
+		"own_uid":      cfg.Sandbox.PerWorkerUIDs(),
 		"landlock":     rules,
 		"warm":         cfg.Warm,
 		"one_shot":     cfg.OneShot,
