@@ -3,6 +3,10 @@
 # Run (see README "Docker"): docker run -p 8080:8080 python-executor
 
 FROM debian:bookworm-slim AS build
+# The classic builder keeps this stage as an untagged ~766 MB image; the label
+# lets scripts/docker-test.sh (or you) remove it after a build:
+#   docker image prune -f --filter label=python-executor.stage=build
+LABEL python-executor.stage=build
 # EXTRA_CA_CERTS: PEM certificates to trust while building, for networks that
 # intercept TLS (scripts/docker-test.sh passes the host's). Build stage only.
 ARG EXTRA_CA_CERTS=""

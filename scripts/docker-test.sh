@@ -1,53 +1,157 @@
 #!/usr/bin/env bash
-# Builds the image with the unchanged Dockerfile and runs the seed's ten
-# cases against a container, under each runtime set-up this machine offers,
-# printing the isolation level each one gets. Needs root; installs docker.io
-# and starts dockerd when they are missing.
+# Builds the image and runs the seed's ten cases against a container under
+# each Docker set-up this machine offers, printing the isolation level (and
+# Landlock ABI, when the server reports one) that each gets:
+#   (a) Docker's default seccomp profile, as the image's user and as root;
+#   (b) deploy/docker/seccomp.json plus the minimal options, bare and
+#       hardened (both must reach `namespaces`), and that profile alone
+#       (must not: shows what the extra option is for);
+#   (c) gVisor (runsc), installed and registered when missing.
+# Exits non-zero if any set-up fails, including gVisor not running at all.
+# Needs root; installs docker.io and runsc, and starts dockerd (stopping it
+# again at the end), when missing. Removes the build stage it builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
-if ! command -v dockerd >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+
+image=python-executor
+profile=$PWD/deploy/docker/seccomp.json
+container_label=python-executor.docker-test=$$
+build_label=python-executor.stage=build
+
+say() { printf '\n== %s\n' "$*"; }
+loud() { printf '\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n!!! %s\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n' "$*" >&2; }
+
+need=()
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v runsc >/dev/null || need+=(runsc)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+
+started_dockerd=""
+cleanup() {
+  local ids
+  ids=$(docker ps -aq --filter "label=$container_label" 2>/dev/null || true)
+  [ -z "$ids" ] || docker rm -f $ids >/dev/null 2>&1 || true
+  if [ -n "$started_dockerd" ]; then
+    kill "$started_dockerd" 2>/dev/null || true
+    for _ in $(seq 30); do kill -0 "$started_dockerd" 2>/dev/null || break; sleep 1; done
+  fi
+}
+trap cleanup EXIT
+wait_docker() {
+  for _ in $(seq 60); do docker info >/dev/null 2>&1 && return 0; sleep 1; done
+  echo "docker-test: dockerd did not answer within 60 s; see /tmp/dockerd.log" >&2
+  return 1
+}
 if ! docker info >/dev/null 2>&1; then
-  (dockerd >/tmp/dockerd.log 2>&1 &)
-  for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  setsid dockerd >/tmp/dockerd.log 2>&1 &
+  wait_docker
+  started_dockerd=$(cat /var/run/docker.pid)
 fi
+# The engine's version, not the client's: the docker command on PATH may be
+# a newer client (here /usr/local/bin/docker 28.2.2 against engine 20.10).
+echo "docker-test: Docker engine $(docker version -f '{{.Server.Version}}')"
+
 scripts/docker-base.sh
 # Trust what the host trusts beyond Debian's bundle (a TLS-intercepting proxy).
 extra_ca=$(cat /usr/local/share/ca-certificates/*.crt 2>/dev/null || true)
-docker build --network host --build-arg EXTRA_CA_CERTS="$extra_ca" -t python-executor .
+docker build --network host --build-arg EXTRA_CA_CERTS="$extra_ca" -t "$image" .
+# The classic builder keeps the Go build stage (~766 MB) as an untagged
+# image; the Dockerfile labels it, so remove exactly that.
+docker image prune -f --filter "label=$build_label" >/dev/null
+if [ -n "$(docker images -q --filter dangling=true --filter "label=$build_label")" ]; then
+  echo "docker-test: the build stage image is still there" >&2; exit 1
+fi
 
-run_case() { # name, docker run flags...
-  local name=$1; shift
-  local id port
-  id=$(docker run -d -p 127.0.0.1::8080 "$@" python-executor)
-  port=$(docker port "$id" 8080/tcp | head -n1 | sed 's/.*://')
-  for _ in $(seq 60); do curl -fs "http://127.0.0.1:$port/health" >/dev/null && break; sleep 1; done
-  local level
-  level=$(curl -fs "http://127.0.0.1:$port/info" | sed 's/.*"isolation":"\([a-z]*\)".*/\1/' || echo "did not start")
-  echo "== $name: isolation $level"
-  if PYEXEC_E2E_URL="http://127.0.0.1:$port" go test -count=1 -run 'TestSeedCases' ./cmd/server; then
-    echo "== $name: seed cases pass"
-  else
-    docker logs "$id" | tail -n 20; docker rm -f "$id" >/dev/null; return 1
+results=()
+failed=0
+# run_case NAME WANT_LEVEL [docker run options...]: WANT_LEVEL is the level
+# the set-up must reach, or "any" to only report it.
+run_case() {
+  local name=$1 want=$2; shift 2
+  local id port="" info level landlock reason seeds=fail
+  say "$name"
+  echo "docker run $*"
+  if ! id=$(docker run -d --label "$container_label" -p 127.0.0.1::8080 "$@" "$image"); then
+    loud "$name: the container did not start"
+    results+=("$name|did not start|-|-"); failed=1; return 0
   fi
+  for _ in $(seq 90); do
+    port=$(docker port "$id" 8080/tcp 2>/dev/null | head -n1 | sed 's/.*://')
+    [ -n "$port" ] && curl -fs "http://127.0.0.1:$port/health" >/dev/null && break
+    [ "$(docker inspect -f '{{.State.Running}}' "$id")" = true ] || break
+    sleep 1
+  done
+  if ! info=$(curl -fs "http://127.0.0.1:$port/info" 2>/dev/null); then
+    docker logs "$id" 2>&1 | tail -n 5
+    loud "$name: the server did not answer"
+    results+=("$name|did not serve|-|-"); failed=1
+    docker rm -f "$id" >/dev/null; return 0
+  fi
+  IFS=$'\t' read -r level landlock reason < <(/usr/bin/python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+ll = d.get("landlock", "not reported")
+print(d.get("isolation"), ll if isinstance(ll, str) else json.dumps(ll), d.get("isolation_reason", "-"), sep="\t")' "$info")
+  echo "isolation: $level   landlock: $landlock   reason: $reason"
+  if PYEXEC_E2E_URL="http://127.0.0.1:$port" go test -count=1 -run 'TestSeedCases' ./cmd/server; then
+    seeds=pass
+  else
+    docker logs "$id" 2>&1 | tail -n 20; failed=1
+  fi
+  if [ "$want" != any ] && [ "$level" != "$want" ]; then
+    loud "$name: isolation $level, want $want"; failed=1
+  fi
+  results+=("$name|$level|$landlock|$seeds")
   docker rm -f "$id" >/dev/null
 }
-run_case "docker, default profile"
-run_case "docker, namespaces allowed" \
-  --security-opt seccomp=unconfined --security-opt apparmor=unconfined --security-opt systempaths=unconfined
-# gVisor: Debian's runsc, registered with host networking (this runsc cannot
-# set up Docker's bridge here), so the container listens on the host's port.
-if command -v runsc >/dev/null && ! docker info 2>/dev/null | grep -q runsc; then
-  echo '{"runtimes": {"runsc": {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=host", "--ignore-cgroups"]}}}' >/etc/docker/daemon.json
-  pkill dockerd; sleep 3; (dockerd >/tmp/dockerd.log 2>&1 &)
-  for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+
+run_case "(a) default profile, image user 10001" any
+run_case "(a) default profile, --user 0" any --user 0
+run_case "(b) shipped profile + systempaths=unconfined" namespaces \
+  -e PYEXEC_REQUIRE_ISOLATION=namespaces \
+  --security-opt seccomp="$profile" --security-opt systempaths=unconfined
+run_case "(b) the same, hardened as the README suggests" namespaces \
+  -e PYEXEC_REQUIRE_ISOLATION=namespaces \
+  --security-opt seccomp="$profile" --security-opt systempaths=unconfined \
+  --cap-drop ALL --security-opt no-new-privileges --read-only --tmpfs /tmp --memory 2g --pids-limit 1024
+run_case "(b) shipped profile alone (no systempaths)" basic --security-opt seccomp="$profile"
+
+# (c) gVisor. Debian's runsc (20221219) cannot copy Docker's bridge network
+# into its own network stack on this kernel ("cannot run with network
+# enabled in root network namespace"), so it is registered with
+# --network=host: gVisor then uses the container's network namespace through
+# the host kernel's stack. Registration reloads dockerd (SIGHUP), no restart.
+if ! docker info -f '{{range $k, $v := .Runtimes}}{{$k}} {{end}}' | grep -qw runsc; then
+  mkdir -p /etc/docker
+  /usr/bin/python3 - <<'EOF'
+import json, os
+path = "/etc/docker/daemon.json"
+cfg = json.load(open(path)) if os.path.exists(path) else {}
+cfg.setdefault("runtimes", {})["runsc"] = {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=host"]}
+json.dump(cfg, open(path, "w"), indent=2)
+EOF
+  kill -HUP "$(cat /var/run/docker.pid)"
+  for _ in $(seq 10); do
+    docker info -f '{{range $k, $v := .Runtimes}}{{$k}} {{end}}' | grep -qw runsc && break; sleep 1
+  done
 fi
-if docker info 2>/dev/null | grep -q runsc; then
-  id=$(docker run -d --runtime=runsc --network host -e PORT=18091 python-executor)
-  for _ in $(seq 60); do curl -fs http://127.0.0.1:18091/health >/dev/null && break; sleep 1; done
-  echo "== gVisor (runsc): isolation $(curl -fs http://127.0.0.1:18091/info | sed 's/.*"isolation":"\([a-z]*\)".*/\1/')"
-  PYEXEC_E2E_URL=http://127.0.0.1:18091 go test -count=1 -run TestSeedCases ./cmd/server && echo "== gVisor (runsc): seed cases pass"
-  docker rm -f "$id" >/dev/null
+if ! docker info -f '{{range $k, $v := .Runtimes}}{{$k}} {{end}}' | grep -qw runsc; then
+  loud "gVisor NOT TESTED: dockerd did not register the runsc runtime (see /etc/docker/daemon.json)"
+  results+=("(c) gVisor (runsc)|NOT TESTED|-|-"); failed=1
+elif ! out=$(docker run --rm --runtime=runsc --entrypoint /bin/true "$image" 2>&1); then
+  loud "gVisor NOT TESTED: runsc cannot run a container here: $out"
+  results+=("(c) gVisor (runsc)|NOT TESTED|-|-"); failed=1
+else
+  run_case "(c) gVisor (runsc)" any --runtime=runsc
 fi
+
+say "summary (Docker engine $(docker version -f '{{.Server.Version}}'))"
+printf '%-58s %-12s %-14s %s\n' "set-up" "isolation" "landlock" "seed cases"
+for r in "${results[@]}"; do
+  IFS='|' read -r n l ll s <<<"$r"
+  printf '%-58s %-12s %-14s %s\n' "$n" "$l" "$ll" "$s"
+done
+exit $failed
