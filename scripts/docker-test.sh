@@ -65,6 +65,28 @@ if [ -n "$(docker images -q --filter dangling=true --filter "label=$build_label"
   echo "docker-test: the build stage image is still there" >&2; exit 1
 fi
 
+# A job must not create namespaces in any set-up, whatever the container's
+# profile allows bubblewrap: the job filter refuses clone with namespace
+# flags and unshare, and clone3 is ENOSYS. Answers the list of calls that
+# succeeded.
+ns_probe=$(/usr/bin/python3 -c 'import json; print(json.dumps({"script": """
+import ctypes, os
+def main():
+    libc = ctypes.CDLL(None, use_errno=True)
+    made = []
+    clone3_args = (ctypes.c_uint64 * 8)(0x10000000, 0, 0, 0, 17, 0, 0, 0)  # CLONE_NEWUSER, SIGCHLD
+    for name, nr, a, b in [("clone(all namespaces)", 56, 0x7E020000 | 17, 0), ("clone(CLONE_NEWUSER)", 56, 0x10000000 | 17, 0),
+                           ("clone3(CLONE_NEWUSER)", 435, ctypes.addressof(clone3_args), 64), ("unshare(CLONE_NEWUSER)", 272, 0x10000000, 0)]:
+        ret = libc.syscall(nr, ctypes.c_long(a), ctypes.c_long(b), 0, 0, 0)
+        if nr != 272 and ret == 0:
+            os._exit(0)
+        if ret > 0:
+            os.waitpid(ret, 0)
+        if ret >= 0:
+            made.append(name)
+    return made
+"""}))')
+
 results=()
 failed=0
 # run_case NAME WANT_LEVEL [docker run options...]: WANT_LEVEL is the level
@@ -100,6 +122,13 @@ print(d.get("isolation"), ll if isinstance(ll, str) else json.dumps(ll), d.get("
     seeds=pass
   else
     docker logs "$id" 2>&1 | tail -n 20; failed=1
+  fi
+  local made
+  made=$(curl -fs "http://127.0.0.1:$port/execute" -d "$ns_probe" || echo "no answer")
+  if [ "$made" = '{"result":[],"stdout":""}' ]; then
+    echo "a job cannot create namespaces: ok"
+  else
+    loud "$name: a job tried to create namespaces and got: $made"; failed=1; seeds="$seeds, JOB MADE NAMESPACES"
   fi
   if [ "$want" != any ] && [ "$level" != "$want" ]; then
     loud "$name: isolation $level, want $want"; failed=1
