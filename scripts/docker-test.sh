@@ -9,7 +9,8 @@
 #   (c) gVisor (runsc), installed and registered when missing.
 # Exits non-zero if any set-up fails, including gVisor not running at all.
 # Needs root; installs docker.io and runsc, and starts dockerd (stopping it
-# again at the end), when missing. Removes the build stage it builds.
+# again at the end), when missing. Removes the build stage it builds and the
+# image the new build replaces, so no untagged image is left behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
@@ -57,7 +58,13 @@ echo "docker-test: Docker engine $(docker version -f '{{.Server.Version}}')"
 scripts/docker-base.sh
 # Trust what the host trusts beyond Debian's bundle (a TLS-intercepting proxy).
 extra_ca=$(cat /usr/local/share/ca-certificates/*.crt 2>/dev/null || true)
+previous=$(docker images -q "$image:latest")
 docker build --network host --build-arg EXTRA_CA_CERTS="$extra_ca" -t "$image" .
+# The image this build replaced is left untagged: remove it too (kept if a
+# container still uses it).
+if [ -n "$previous" ] && [ "$previous" != "$(docker images -q "$image:latest")" ]; then
+  docker rmi "$previous" >/dev/null 2>&1 || echo "docker-test: kept the previous image $previous (in use)" >&2
+fi
 # The classic builder keeps the Go build stage (~766 MB) as an untagged
 # image; the Dockerfile labels it, so remove exactly that.
 docker image prune -f --filter "label=$build_label" >/dev/null
