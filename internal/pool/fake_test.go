@@ -84,6 +84,15 @@ func fakeWorker(mode string) {
 	if _, err := worker.ReadFrame(in, worker.MaxFrame); err != nil {
 		os.Exit(1)
 	}
+	if dir, ok := strings.CutPrefix(mode, "gated:"); ok {
+		// Once the test has armed the gate, new workers wait for it to
+		// open before saying ready: a slow spawn the test controls.
+		if exists(filepath.Join(dir, "armed")) {
+			for !exists(filepath.Join(dir, "open")) {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	}
 	switch mode {
 	case "fatal":
 		send(map[string]string{"type": "fatal", "error": "cannot install the seccomp filter"})
@@ -121,11 +130,27 @@ func fakeWorker(mode string) {
 			cmd.Start()
 			time.Sleep(time.Hour)
 		case "dieidle": // answers, says ready, then dies while idle
-			send(map[string]any{"type": "done", "status": "result"})
+			send(map[string]any{"type": "done", "status": "result", "stdout": "pid " + fmt.Sprint(os.Getpid())})
 			worker.WriteFrame(out, []byte(`{"result": 1}`))
 			send(map[string]string{"type": "ready"})
 			time.Sleep(20 * time.Millisecond)
 			os.Exit(0)
+		case "dieonce": // dies before answering unless arg exists; creates it
+			if !exists(arg) {
+				os.WriteFile(arg, nil, 0o644)
+				os.Exit(3)
+			}
+			send(map[string]any{"type": "done", "status": "result", "stdout": "pid " + fmt.Sprint(os.Getpid())})
+			worker.WriteFrame(out, []byte(`{"result": "survived"}`))
+			send(map[string]string{"type": "ready"})
+		case "wait": // answers once the file arg exists
+			for !exists(arg) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			send(map[string]any{"type": "done", "status": "result", "stdout": "pid " + fmt.Sprint(os.Getpid())})
+			r, _ := json.Marshal(map[string]string{"result": job.Script})
+			worker.WriteFrame(out, r)
+			send(map[string]string{"type": "ready"})
 		case "sleep":
 			d, _ := time.ParseDuration(arg)
 			time.Sleep(d)
@@ -137,4 +162,9 @@ func fakeWorker(mode string) {
 			send(map[string]string{"type": "ready"})
 		}
 	}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
