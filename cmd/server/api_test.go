@@ -25,6 +25,7 @@ func TestBadRequests(t *testing.T) {
 	}{
 		{"empty body", "POST", "/execute", "", 400, "Empty request body"},
 		{"invalid json", "POST", "/execute", `{"script": `, 400, "Invalid JSON"},
+		{"not json at all", "POST", "/execute", "def main():\n    return 1", 400, "Invalid JSON in request body: it is not JSON at all"},
 		{"json array", "POST", "/execute", `[{"script": "def main(): return 1"}]`, 400, "Request body must be a JSON object"},
 		{"json string", "POST", "/execute", `"def main(): return 1"`, 400, "Request body must be a JSON object"},
 		{"missing script", "POST", "/execute", `{"code": "x"}`, 400, `Missing required field "script"`},
@@ -366,8 +367,8 @@ func TestAPIKeysAndMetrics(t *testing.T) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	for _, want := range []string{
-		`pyexec_requests_total{code="OK",outcome="ok"} 1`,
-		`pyexec_requests_total{code="Unauthorized",outcome="unauthorized"} 1`,
+		`pyexec_requests_total{code="200",outcome="ok"} 1`,
+		`pyexec_requests_total{code="401",outcome="unauthorized"} 1`,
 		`pyexec_pool_size 1`,
 		`pyexec_worker_spawns_total 1`,
 	} {
