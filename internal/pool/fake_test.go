@@ -101,7 +101,7 @@ func fakeWorker(mode string) {
 		time.Sleep(time.Hour)
 	}
 	send(map[string]string{"type": "ready"})
-	for {
+	for jobs := 1; ; jobs++ {
 		b, err := worker.ReadFrame(in, worker.MaxFrame)
 		if err != nil {
 			os.Exit(0) // the server went away: so do we
@@ -142,6 +142,11 @@ func fakeWorker(mode string) {
 			}
 			send(map[string]any{"type": "done", "status": "result", "stdout": "pid " + fmt.Sprint(os.Getpid())})
 			worker.WriteFrame(out, []byte(`{"result": "survived"}`))
+			send(map[string]string{"type": "ready"})
+		case "count": // answers "<arg> <how many jobs this worker has been given>"
+			send(map[string]any{"type": "done", "status": "result"})
+			r, _ := json.Marshal(map[string]string{"result": fmt.Sprintf("%s %d", arg, jobs)})
+			worker.WriteFrame(out, r)
 			send(map[string]string{"type": "ready"})
 		case "wait": // answers once the file arg exists
 			for !exists(arg) {

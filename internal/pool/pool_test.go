@@ -404,3 +404,20 @@ func TestReady(t *testing.T) {
 		t.Errorf("reason (-want +got):\n%s", diff)
 	}
 }
+
+func TestExiting(t *testing.T) {
+	tests := []struct {
+		status string
+		want   bool
+	}{
+		{"Name:\tpython3\nState:\tS (sleeping)\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n", false},
+		{"Name:\tpython3\nState:\tZ (zombie)\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n", true},
+		{"Name:\tpython3\nState:\tR (running)\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000100\n", true},   // SIGKILL on its way
+		{"Name:\tpython3\nState:\tS (sleeping)\nSigPnd:\t0000000000004000\nShdPnd:\t0000000000000000\n", false}, // SIGTERM is not fatal
+	}
+	for _, tt := range tests {
+		if got := exiting([]byte(tt.status)); got != tt.want {
+			t.Errorf("exiting(%q) = %v, want %v", tt.status, got, tt.want)
+		}
+	}
+}
