@@ -165,10 +165,7 @@ func TestStoppedTemplateTimesOutAndIsReplaced(t *testing.T) {
 }
 
 func TestShutdownFinishesRunningAndQueuedJobs(t *testing.T) {
-	s, err := start("--pool-size", "1", "--shutdown-grace", "60s")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := startServer(t, "--pool-size", "1", "--shutdown-grace", "60s")
 	slow := script("import time\ndef main():\n    time.sleep(3)\n    return 'running'")
 	running, queued := make(chan reply, 1), make(chan reply, 1)
 	go func() { running <- s.execute(t, slow) }()
@@ -186,16 +183,11 @@ func TestShutdownFinishesRunningAndQueuedJobs(t *testing.T) {
 			t.Errorf("%s job during shutdown: %d %s", want, r.Status, r.Raw)
 		}
 	}
-	if err := s.stop(); err != nil {
-		t.Fatal(err)
-	}
+	<-s.done // startServer's clean-up checks the exit status and the workers
 }
 
 func TestShutdownGraceOverAnswers503(t *testing.T) {
-	s, err := start("--pool-size", "1", "--shutdown-grace", "500ms")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := startServer(t, "--pool-size", "1", "--shutdown-grace", "500ms")
 	hang := script("import time\ndef main():\n    time.sleep(30)")
 	running, queued := make(chan reply, 1), make(chan reply, 1)
 	go func() { running <- s.execute(t, hang) }()
@@ -208,9 +200,7 @@ func TestShutdownGraceOverAnswers503(t *testing.T) {
 			t.Errorf("%s job when the grace ran out: %d %s, want 503 Server shutting down", name, r.Status, r.Raw)
 		}
 	}
-	if err := s.stop(); err != nil {
-		t.Fatal(err)
-	}
+	<-s.done // startServer's clean-up checks the exit status and the workers
 }
 
 func TestOversizedBodyGets413(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +18,9 @@ type Pool struct {
 	*runner
 	p         *puddle.Pool[*slot]
 	replacing atomic.Int32  // slots whose worker is being replaced
+	// checking is held by the health check while it holds the idle workers
+	// and by Stat, so that Stat never counts them as busy.
+	checking sync.Mutex
 	wake      chan struct{} // asks the health loop to check idle workers now
 	closed    chan struct{} // closed when Close has returned
 	closeOnce atomic.Bool
@@ -245,12 +249,19 @@ func (p *Pool) maintain() {
 		case <-p.wake:
 		case <-t.C:
 		}
-		for _, res := range p.p.AcquireAllIdle() {
-			if dead(res.Value().w) {
-				p.replace(res, "died_idle")
-			} else {
-				res.ReleaseUnused()
-			}
+		p.check()
+	}
+}
+
+// check replaces the idle workers that have died.
+func (p *Pool) check() {
+	p.checking.Lock()
+	defer p.checking.Unlock()
+	for _, res := range p.p.AcquireAllIdle() {
+		if dead(res.Value().w) {
+			p.replace(res, "died_idle")
+		} else {
+			res.ReleaseUnused()
 		}
 	}
 }
@@ -288,8 +299,10 @@ func (p *Pool) Close(ctx context.Context) {
 // Stat returns a snapshot of the pool.
 func (p *Pool) Stat() Stat {
 	s := p.stat()
+	p.checking.Lock()
 	ps := p.p.Stat()
 	replacing := int(p.replacing.Load())
+	p.checking.Unlock()
 	s.Size = p.cfg.Size
 	s.Idle = int(ps.IdleResources())
 	s.Busy = max(int(ps.AcquiredResources())-replacing, 0)
