@@ -75,7 +75,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.IntVar(&c.WorkerUIDs, "worker-uids", 256, "how many uids from worker-uid the workers may use (1 = all share worker-uid)")
 	fs.StringVar(&c.PassEnv, "pass-env", "OPENBLAS_CORETYPE,OPENBLAS_L2_SIZE", "comma-separated server variables passed to workers unchanged")
 	fs.DurationVar(&c.StartTimeout, "start-timeout", 30*time.Second, "longest a worker may take to start")
-	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 25*time.Second, "on SIGTERM, how long running jobs may finish")
+	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 25*time.Second, "on SIGTERM, how long running and queued jobs may finish")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error (debug logs scripts)")
 	fs.StringVar(&c.APIKeys, "api-keys", "", "comma-separated API keys POST /execute requires as Authorization: Bearer; prefer the environment or --api-keys-file")
 	fs.StringVar(&c.APIKeysFile, "api-keys-file", "", "file with one API key per line (# comments allowed)")

@@ -54,7 +54,9 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "building server:", err)
 		return 1
 	}
-	shared, err = start("--pool-size", "2")
+	// A queue timeout far above what a loaded CI machine needs to get through
+	// a burst of jobs: tests assert behaviour, not throughput.
+	shared, err = start("--pool-size", "2", "--queue-timeout", "2m")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting shared server:", err)
 		return 1
@@ -309,3 +311,155 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+// proc is one process as /proc/<pid>/stat shows it.
+type proc struct {
+	pid, ppid int
+	state     byte
+	comm      string
+}
+
+// procs lists every process on the machine.
+func procs() map[int]proc {
+	all := map[int]proc{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		lp, rp := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+		if err != nil || lp < 0 || rp < lp || rp+2 >= len(b) {
+			continue
+		}
+		f := strings.Fields(string(b[rp+2:]))
+		ppid, _ := strconv.Atoi(f[1])
+		all[pid] = proc{pid: pid, ppid: ppid, state: f[0][0], comm: string(b[lp+1 : rp])}
+	}
+	return all
+}
+
+// workers lists the server's worker processes that have not exited: its
+// children (bubblewrap at the namespaces level, the template at basic).
+func (s *server) workers() []int {
+	var pids []int
+	for _, p := range procs() {
+		if p.ppid == s.cmd.Process.Pid && p.state != 'Z' && p.state != 'X' {
+			pids = append(pids, p.pid)
+		}
+	}
+	return pids
+}
+
+// warmWorkers lists the workers that have started (the server logged them
+// as started) and not exited.
+func (s *server) warmWorkers() []int {
+	started := map[int]bool{}
+	for _, line := range strings.Split(s.logs.String(), "\n") {
+		var ev struct {
+			Message string
+			Pid     int
+		}
+		if json.Unmarshal([]byte(line), &ev) == nil && ev.Message == "worker started" {
+			started[ev.Pid] = true
+		}
+	}
+	var pids []int
+	for _, pid := range s.workers() {
+		if started[pid] {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// template returns worker's Python template interpreter: the worker itself
+// at the basic level, the first python3 below it inside the sandbox.
+func template(worker int) int {
+	all := procs()
+	for level := []int{worker}; len(level) > 0; {
+		var next []int
+		for _, pid := range level {
+			if all[pid].comm == "python3" {
+				return pid
+			}
+			for _, p := range all {
+				if p.ppid == pid {
+					next = append(next, p.pid)
+				}
+			}
+		}
+		level = next
+	}
+	return 0
+}
+
+// workerOf returns the pid of the worker that ran the request with the
+// given X-Request-ID, from the server's access log line for it.
+func (s *server) workerOf(t *testing.T, id string) int {
+	t.Helper()
+	pid := 0
+	waitFor(t, "the access log line of request "+id, func() bool {
+		for _, line := range strings.Split(s.logs.String(), "\n") {
+			var ev struct {
+				Message   string
+				RequestID string `json:"request_id"`
+				WorkerPid int    `json:"worker_pid"`
+			}
+			if json.Unmarshal([]byte(line), &ev) == nil && ev.Message == "request" && ev.RequestID == id {
+				pid = ev.WorkerPid
+				return true
+			}
+		}
+		return false
+	})
+	return pid
+}
+
+// executeAs sends an /execute request with the given X-Request-ID.
+func (s *server) executeAs(t *testing.T, id, body string) reply {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, s.URL+"/execute", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Request-ID", id)
+	return do(t, req)
+}
+
+// ready returns GET /ready's answer.
+func (s *server) ready(t *testing.T) reply {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, s.URL+"/ready", nil)
+	return do(t, req)
+}
+
+// metric returns the value of one sample in GET /metrics, or -1.
+func (s *server) metric(t *testing.T, sample string) float64 {
+	t.Helper()
+	resp, err := http.Get(s.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return -1
+}
+
+// needNamespaces skips a test that checks what only the namespaces level
+// gives, on a host where bubblewrap cannot create user namespaces.
+func needNamespaces(t *testing.T) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, shared.URL+"/info", nil)
+	if r := do(t, req); r.Body["isolation"] != "namespaces" {
+		t.Skipf("needs user namespaces, which this host does not give (isolation %v): the basic-level tests cover the rest", r.Body["isolation"])
+	}
+}

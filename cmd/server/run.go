@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -22,8 +22,8 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-// run serves until ctx ends, then shuts down gracefully: it stops accepting,
-// lets running jobs finish for ShutdownGrace, and kills every worker.
+// run serves until ctx ends, then shuts down in order (see shutdown) and
+// returns once every handler has answered and every worker has exited.
 func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	level, err := zerolog.ParseLevel(cfg.LogLevel)
 	if err != nil {
@@ -68,8 +68,8 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	var p *pool.Pool // set below, before anything scrapes
-	m := metrics.New(func() pool.Stat { return p.Stat() })
+	var jobs runner // set below, before anything scrapes
+	m := metrics.New(func() pool.Stat { return jobs.Stat() })
 
 	limits := worker.Limits{
 		MemoryBytes: cfg.MemoryMB << 20,
@@ -79,8 +79,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		Procs:       cfg.MaxProcs,
 		OpenFiles:   cfg.MaxOpenFiles,
 	}
-	start := time.Now()
-	p, err = pool.New(ctx, pool.Config{
+	pcfg := pool.Config{
 		Size:            cfg.PoolSize,
 		QueueWait:       m.QueueWait,
 		ColdConcurrency: cfg.ColdConcurrency,
@@ -95,11 +94,17 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 			StartTimeout: cfg.StartTimeout,
 			Logger:       log.With().Str("component", "worker").Logger(),
 		},
-	})
-	if err != nil {
-		return fmt.Errorf("starting worker pool: %w", err)
 	}
-	defer p.Close(context.Background())
+	start := time.Now()
+	if cfg.PoolSize == 0 {
+		jobs, err = pool.NewCold(ctx, pcfg)
+	} else {
+		jobs, err = pool.New(ctx, pcfg)
+	}
+	if err != nil {
+		return fmt.Errorf("starting workers: %w", err)
+	}
+	defer jobs.Close(context.Background()) // on early returns; no job runs then
 	mode := "warm"
 	if cfg.PoolSize == 0 {
 		mode = "cold"
@@ -125,8 +130,13 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 			"max_open_files":     cfg.MaxOpenFiles,
 		},
 	}
-	if r := sb.Degraded(); r != "" {
-		info["isolation_reason"] = r
+	if sb.Degraded() != "" {
+		// A fixed phrase: the probe's own message (bubblewrap's stderr) is
+		// in the log above, not for anyone who asks /info.
+		info["isolation_reason"] = "user namespaces unavailable"
+		if cfg.Isolation == "basic" {
+			info["isolation_reason"] = "basic isolation configured"
+		}
 	}
 	info["memory_cgroup"] = memCgroup
 	abi, _ := sb.LandlockStatus()
@@ -141,14 +151,19 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		APIKeys:           keys,
 		PerKeyConcurrency: cfg.PerKeyConc,
 		Metrics:           m,
-	}, p, log)
+	}, jobs, log)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
 	}
+	var handlers sync.WaitGroup
 	srv := &http.Server{
-		Handler:           handler,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			handlers.Add(1)
+			defer handlers.Done()
+			handler.ServeHTTP(w, r)
+		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      cfg.MaxTimeout + cfg.QueueTimeout + 30*time.Second,
@@ -164,13 +179,41 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		return err
 	case <-ctx.Done():
 	}
-	log.Info().Dur("grace", cfg.ShutdownGrace).Msg("shutting down: draining running jobs")
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		log.Warn().Err(err).Msg("http shutdown")
-	}
-	p.Close(sctx)
+	shutdown(log, cfg.ShutdownGrace, srv, jobs)
+	handlers.Wait()
+	<-errc // http.ErrServerClosed
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// runner is a pool.Pool or a pool.Cold.
+type runner interface {
+	api.Runner
+	Close(context.Context)
+}
+
+// flushTimeout is how long handlers have to send their answers once every
+// job has ended.
+const flushTimeout = 5 * time.Second
+
+// shutdown stops the service in order. New jobs are refused at once (503
+// "shutting down", connections closed after each answer, /ready 503) while
+// the listener stays open, so a load balancer that has not yet noticed gets
+// an answer rather than a refused connection. Running and queued jobs have
+// grace to finish; then every worker is killed and their jobs answered 503.
+// Last, the listener closes and handlers get flushTimeout to send their
+// answers before their connections are closed.
+func shutdown(log zerolog.Logger, grace time.Duration, srv *http.Server, jobs runner) {
+	log.Info().Dur("grace", grace).Msg("shutting down: refusing new jobs, finishing running and queued ones")
+	srv.SetKeepAlivesEnabled(false)
+	gctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	jobs.Close(gctx)
+	log.Info().Msg("every job has ended and every worker has exited")
+	fctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+	defer cancel()
+	if err := srv.Shutdown(fctx); err != nil {
+		log.Warn().Err(err).Msg("closing connections that did not finish answering")
+		srv.Close()
+	}
 }

@@ -50,7 +50,7 @@ type Config struct {
 func Handler(cfg Config, runner Runner, log zerolog.Logger) http.Handler {
 	s := &server{cfg: cfg, runner: runner}
 	r := chi.NewRouter()
-	r.Use(hlog.NewHandler(log), requestID, accessLog(cfg.Metrics), middleware.Recoverer)
+	r.Use(linger, hlog.NewHandler(log), requestID, accessLog(cfg.Metrics), middleware.Recoverer)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "Not found: "+r.URL.Path, "")
 	})
@@ -107,22 +107,35 @@ type badRequest struct {
 
 func (e *badRequest) Error() string { return e.msg }
 
-func (s *server) decode(w http.ResponseWriter, r *http.Request) (worker.Job, error) {
-	// Room for JSON escaping of the script plus the other fields.
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 6*s.cfg.MaxScriptBytes+4096))
-	var tooBig *http.MaxBytesError
+// maxBody is the largest request body: room for JSON escaping of the
+// largest script plus the other fields.
+func (s *server) maxBody() int64 { return 6*s.cfg.MaxScriptBytes + 4096 }
+
+func (s *server) tooLarge() *badRequest {
+	return &badRequest{http.StatusRequestEntityTooLarge,
+		fmt.Sprintf("Request too large: the script limit is %d bytes", s.cfg.MaxScriptBytes)}
+}
+
+func (s *server) decode(r *http.Request) (worker.Job, error) {
+	if r.ContentLength > s.maxBody() {
+		return worker.Job{}, s.tooLarge() // before reading any of it
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, s.maxBody()+1))
 	switch {
-	case errors.As(err, &tooBig):
-		return worker.Job{}, &badRequest{http.StatusRequestEntityTooLarge,
-			fmt.Sprintf("Request too large: the script limit is %d bytes", s.cfg.MaxScriptBytes)}
 	case err != nil:
 		return worker.Job{}, &badRequest{http.StatusBadRequest, "Could not read the request body"}
+	case int64(len(body)) > s.maxBody():
+		return worker.Job{}, s.tooLarge()
 	}
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
 		return worker.Job{}, &badRequest{http.StatusBadRequest, `Empty request body: send {"script": "..."}`}
 	}
 	if body[0] != '{' {
+		if !json.Valid(body) {
+			return worker.Job{}, &badRequest{http.StatusBadRequest,
+				`Invalid JSON in request body: it is not JSON at all; send a JSON object, {"script": "..."}`}
+		}
 		return worker.Job{}, &badRequest{http.StatusBadRequest, `Request body must be a JSON object: {"script": "..."}`}
 	}
 	var req request
@@ -163,7 +176,7 @@ type response struct {
 }
 
 func (s *server) execute(w http.ResponseWriter, r *http.Request) {
-	job, err := s.decode(w, r)
+	job, err := s.decode(r)
 	if err != nil {
 		var bad *badRequest
 		errors.As(err, &bad)
@@ -202,12 +215,12 @@ func (s *server) execute(w http.ResponseWriter, r *http.Request) {
 // logs and metrics, and a message safe to show to clients.
 func status(err error) (code int, outcome, msg string) {
 	switch {
+	case errors.Is(err, pool.ErrClosed): // first: also wraps jobs killed by shutdown
+		return http.StatusServiceUnavailable, "shutting_down", "Server shutting down; retry on another instance"
 	case errors.Is(err, pool.ErrQueueFull):
 		return http.StatusServiceUnavailable, "busy", "Server busy: the job queue is full; retry later"
 	case errors.Is(err, pool.ErrQueueTimeout):
 		return http.StatusServiceUnavailable, "busy", "Server busy: no worker became free in time; retry later"
-	case errors.Is(err, pool.ErrClosed):
-		return http.StatusServiceUnavailable, "busy", "Server shutting down; retry on another instance"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return 499, "cancelled", "Request cancelled by the client; the job was killed"
 	case errors.Is(err, worker.ErrUnresponsive):

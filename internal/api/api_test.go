@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -41,6 +42,7 @@ func TestStatusMapping(t *testing.T) {
 		{pool.ErrQueueFull, 503, "1"},
 		{pool.ErrQueueTimeout, 503, "1"},
 		{pool.ErrClosed, 503, "1"},
+		{fmt.Errorf("%w: %w", pool.ErrClosed, worker.ErrExited), 503, "1"}, // killed by shutdown
 		{worker.ErrUnresponsive, 500, ""},
 		{worker.ErrExited, 500, ""},
 		{worker.ErrProtocol, 500, ""},
@@ -168,8 +170,8 @@ func TestMetrics(t *testing.T) {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	for _, want := range []string{
-		`pyexec_requests_total{code="OK",outcome="timeout"} 1`,
-		`pyexec_requests_total{code="Bad Request",outcome="bad_request"} 1`,
+		`pyexec_requests_total{code="200",outcome="timeout"} 1`,
+		`pyexec_requests_total{code="400",outcome="bad_request"} 1`,
 		`pyexec_request_duration_seconds_count{outcome="timeout"} 1`,
 		`pyexec_pool_workers{state="busy"} 1`,
 		`pyexec_worker_kills_total{reason="cancelled"} 3`,

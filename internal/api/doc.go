@@ -1,9 +1,14 @@
 // Package api serves the HTTP interface: POST /execute, GET /health,
-// GET /ready and GET /info.
+// GET /ready, GET /info and GET /metrics.
 //
 // Every response is JSON. Every error, including a bad request, a wrong
 // method or an overloaded server, has the shape {"error": "...", "stdout": "..."}.
 // One function, status, maps outcomes and errors to HTTP status codes; the
 // README documents the table. Clients never see Go error text, paths or pids;
 // the log does.
+//
+// An answer sent before the request body was read to its end (a 413 on
+// Content-Length, 401, 404, 405, 429) closes the connection after a bounded
+// lingering close (see linger), so that clients that send their whole body
+// before reading get the answer rather than a connection reset.
 package api

@@ -1,10 +1,12 @@
 // Package metrics exposes the service's Prometheus metrics: requests by
 // outcome, latency and queue-wait histograms, and the pool's state read at
-// scrape time (size, idle, busy, starting, waiting, spawns, kills by reason).
+// scrape time (size, idle, busy, starting, waiting, spawns, retries, kills by
+// reason).
 package metrics
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,7 +30,7 @@ func New(stat func() pool.Stat) *Metrics {
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pyexec_requests_total",
-			Help: "POST /execute requests by outcome (ok, timeout, memory_limit, exception, ..., bad_request, busy, failed) and HTTP status.",
+			Help: "POST /execute requests by outcome (ok, timeout, memory_limit, exception, ..., bad_request, busy, shutting_down, failed) and HTTP status code (\"200\").",
 		}, []string{"outcome", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "pyexec_request_duration_seconds",
@@ -53,7 +55,7 @@ func (m *Metrics) Handler() http.Handler {
 
 // Request records one finished POST /execute.
 func (m *Metrics) Request(outcome string, code int, d time.Duration) {
-	m.requests.WithLabelValues(outcome, http.StatusText(code)).Inc()
+	m.requests.WithLabelValues(outcome, strconv.Itoa(code)).Inc()
 	m.latency.WithLabelValues(outcome).Observe(d.Seconds())
 }
 
@@ -66,13 +68,14 @@ var (
 	waitingDesc  = prometheus.NewDesc("pyexec_pool_waiting_requests", "Requests waiting for a worker.", nil, nil)
 	spawnsDesc   = prometheus.NewDesc("pyexec_worker_spawns_total", "Workers started.", nil, nil)
 	spawnErrDesc = prometheus.NewDesc("pyexec_worker_spawn_failures_total", "Workers that failed to start.", nil, nil)
-	killsDesc    = prometheus.NewDesc("pyexec_worker_kills_total", "Workers destroyed, by reason (cancelled, unresponsive, exited, protocol, not_ready, died_idle).", []string{"reason"}, nil)
+	retriesDesc  = prometheus.NewDesc("pyexec_job_retries_total", "Jobs offered to another worker because theirs failed before the job reached it.", nil, nil)
+	killsDesc    = prometheus.NewDesc("pyexec_worker_kills_total", "Workers destroyed, by reason (cancelled, unresponsive, exited, protocol, not_delivered, not_ready, died_idle).", []string{"reason"}, nil)
 )
 
 type poolCollector struct{ stat func() pool.Stat }
 
 func (c poolCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{workersDesc, sizeDesc, waitingDesc, spawnsDesc, spawnErrDesc, killsDesc} {
+	for _, d := range []*prometheus.Desc{workersDesc, sizeDesc, waitingDesc, spawnsDesc, spawnErrDesc, retriesDesc, killsDesc} {
 		ch <- d
 	}
 }
@@ -86,6 +89,7 @@ func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(waitingDesc, prometheus.GaugeValue, float64(s.Waiting))
 	ch <- prometheus.MustNewConstMetric(spawnsDesc, prometheus.CounterValue, float64(s.Spawns))
 	ch <- prometheus.MustNewConstMetric(spawnErrDesc, prometheus.CounterValue, float64(s.SpawnFailures))
+	ch <- prometheus.MustNewConstMetric(retriesDesc, prometheus.CounterValue, float64(s.Retries))
 	for reason, n := range s.Kills {
 		ch <- prometheus.MustNewConstMetric(killsDesc, prometheus.CounterValue, float64(n), reason)
 	}

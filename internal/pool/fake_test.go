@@ -85,6 +85,15 @@ func fakeWorker(mode string) {
 	if _, err := worker.ReadFrame(in, worker.MaxFrame); err != nil {
 		os.Exit(1)
 	}
+	if dir, ok := strings.CutPrefix(mode, "gated:"); ok {
+		// Once the test has armed the gate, new workers wait for it to
+		// open before saying ready: a slow spawn the test controls.
+		if exists(filepath.Join(dir, "armed")) {
+			for !exists(filepath.Join(dir, "open")) {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	}
 	switch mode {
 	case "fatal":
 		send(map[string]string{"type": "fatal", "error": "cannot install the seccomp filter"})
@@ -93,7 +102,7 @@ func fakeWorker(mode string) {
 		time.Sleep(time.Hour)
 	}
 	send(map[string]string{"type": "ready"})
-	for {
+	for jobs := 0; ; {
 		b, err := worker.ReadFrame(in, worker.MaxFrame)
 		if err != nil {
 			os.Exit(0) // the server went away: so do we
@@ -101,9 +110,15 @@ func fakeWorker(mode string) {
 		var ctl struct{ Type string }
 		json.Unmarshal(b, &ctl)
 		if ctl.Type == "cancel" {
-			continue
+			continue // for a job that has ended
 		}
+		jobs++
 		job, res, stdout := fakeJob()
+		if verb, arg, _ := strings.Cut(job.Script, ":"); verb == "dieonce" && !exists(arg) {
+			// Dies before acknowledging: the job never reached it.
+			os.WriteFile(arg, nil, 0o644)
+			os.Exit(3)
+		}
 		// What a template does: acknowledge, then the job runs.
 		send(map[string]string{"type": "started"})
 		answerWith := func(r []byte) {
@@ -142,6 +157,19 @@ func fakeWorker(mode string) {
 			send(map[string]string{"type": "ready"})
 			time.Sleep(20 * time.Millisecond)
 			os.Exit(0)
+		case "dieonce": // answers "survived" once arg exists (see above)
+			answerWith([]byte(`{"result": "survived"}`))
+			send(map[string]string{"type": "ready"})
+		case "count": // answers "<arg> <how many jobs this worker has been given>"
+			r, _ := json.Marshal(map[string]string{"result": fmt.Sprintf("%s %d", arg, jobs)})
+			answerWith(r)
+			send(map[string]string{"type": "ready"})
+		case "wait": // answers once the file arg exists
+			for !exists(arg) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			answer()
+			send(map[string]string{"type": "ready"})
 		case "sleep":
 			d, _ := time.ParseDuration(arg)
 			time.Sleep(d)
@@ -176,4 +204,9 @@ func fakeJob() (job struct{ Script, Nonce string }, res, stdout *os.File) {
 	json.Unmarshal(b, &job)
 	unix.Close(fds[2]) // stderr: the fake writes none
 	return job, os.NewFile(uintptr(fds[3]), "result"), os.NewFile(uintptr(fds[1]), "stdout")
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -1,9 +1,12 @@
 package pool
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,7 +20,7 @@ import (
 	"github.com/python-executor/python-executor/internal/worker"
 )
 
-func newTestPool(t *testing.T, mode string, cfg Config) *Pool {
+func testConfig(t *testing.T, mode string, cfg Config) Config {
 	t.Helper()
 	t.Setenv(fakeEnv, mode)
 	sb, err := sandbox.New(sandbox.Config{Mode: "basic", PassEnv: []string{fakeEnv}, ScratchBytes: 1 << 20})
@@ -32,7 +35,12 @@ func newTestPool(t *testing.T, mode string, cfg Config) *Pool {
 		StartTimeout: 5 * time.Second,
 	}
 	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t))
-	p, err := New(context.Background(), cfg)
+	return cfg
+}
+
+func newTestPool(t *testing.T, mode string, cfg Config) *Pool {
+	t.Helper()
+	p, err := New(context.Background(), testConfig(t, mode, cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +51,47 @@ func newTestPool(t *testing.T, mode string, cfg Config) *Pool {
 		assertNoWorkers(t)
 	})
 	return p
+}
+
+func newTestCold(t *testing.T, mode string, cfg Config) *Cold {
+	t.Helper()
+	c, err := NewCold(context.Background(), testConfig(t, mode, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c.Close(ctx)
+		assertNoWorkers(t)
+	})
+	return c
+}
+
+// sharedDir returns a directory that the fake workers (an unprivileged uid
+// when the tests run as root) can read and write.
+func sharedDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "pool-test-shared-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// notDelivered plays worker.Run under the contract that every error before
+// the template acknowledged the job wraps worker.ErrNotDelivered: the fake
+// workers of these tests fail only before answering anything.
+func notDelivered(w *worker.Worker, ctx context.Context, job worker.Job) (worker.Outcome, error) {
+	out, err := w.Run(ctx, job)
+	if err != nil {
+		err = fmt.Errorf("%w: %w", worker.ErrNotDelivered, err)
+	}
+	return out, err
 }
 
 // assertNoWorkers fails if any fake worker process is still alive.
@@ -66,6 +115,20 @@ func fakePids() []int {
 		}
 	}
 	return pids
+}
+
+// exited reports whether pid has exited, reaped or not: a zombie has exited
+// too, and is what a process that just died looks like until its parent's
+// Wait reaps it.
+func exited(pid int) bool {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	// The state follows the command name, which is in parentheses and may
+	// itself contain ") ".
+	i := bytes.LastIndexByte(stat, ')')
+	return i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' || stat[i+2] == 'X'
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -146,10 +209,12 @@ func TestNotReadyAfterJobIsReplaced(t *testing.T) {
 
 func TestWorkerThatDiedIdleIsNotHandedOut(t *testing.T) {
 	p := newTestPool(t, "ok", Config{Size: 1})
-	if _, err := p.Run(context.Background(), job("dieidle")); err != nil {
+	first, err := p.Run(context.Background(), job("dieidle"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the idle worker to die", func() bool { return len(fakePids()) == 0 })
+	pid, _ := strconv.Atoi(strings.TrimPrefix(first.Stdout, "pid "))
+	waitFor(t, "the idle worker to die", func() bool { return exited(pid) })
 	out, err := p.Run(context.Background(), job("after"))
 	if err != nil || string(out.Result) != `"after"` {
 		t.Fatalf("job after an idle worker died = %s, %v; want it run on a new worker", out.Result, err)
@@ -162,44 +227,66 @@ func TestWorkerThatDiedIdleIsNotHandedOut(t *testing.T) {
 func TestCancelKillsJob(t *testing.T) {
 	p := newTestPool(t, "ok", Config{Size: 1})
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(50*time.Millisecond, cancel)
-	_, err := p.Run(ctx, worker.Job{Script: "hang", Timeout: time.Minute})
-	if !errors.Is(err, context.Canceled) {
+	errc := make(chan error, 1)
+	go func() {
+		_, err := p.Run(ctx, worker.Job{Script: "hang", Timeout: time.Minute})
+		errc <- err
+	}()
+	waitFor(t, "the job to start", func() bool { return p.Stat().Busy == 1 })
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run = %v, want context.Canceled", err)
 	}
 	waitFor(t, "a replacement worker", func() bool { return p.Stat().Idle == 1 && p.Stat().Spawns == 2 })
+	if got := p.Stat().Kills["cancelled"]; got != 1 {
+		t.Errorf("cancelled kills = %d, want 1", got)
+	}
 }
 
-func TestQueueFullAndTimeout(t *testing.T) {
-	p := newTestPool(t, "ok", Config{Size: 1, MaxQueue: 1, QueueTimeout: 300 * time.Millisecond})
+// occupy runs a job that holds the pool's only worker until the test ends.
+func occupy(t *testing.T, p *Pool) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { // occupies the only worker
-		defer wg.Done()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
 		p.Run(ctx, worker.Job{Script: "hang", Timeout: time.Minute})
 	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
 	waitFor(t, "the worker to be busy", func() bool { return p.Stat().Busy == 1 })
-	wg.Add(1)
+}
+
+func TestQueueFull(t *testing.T) {
+	p := newTestPool(t, "ok", Config{Size: 1, MaxQueue: 1, QueueTimeout: time.Hour})
+	occupy(t, p)
+	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { // waits in the queue
-		defer wg.Done()
-		_, err := p.Run(context.Background(), job("queued"))
+		_, err := p.Run(ctx, job("queued"))
 		errc <- err
 	}()
-	waitFor(t, "a queued request", func() bool { return p.Stat().Waiting == 1 })
+	waitFor(t, "a queued request", func() bool { return queued() == 1 })
 	if ok, _ := p.Stat().Ready(); ok {
 		t.Error("Ready() = true while saturated")
 	}
 	if _, err := p.Run(context.Background(), job("third")); !errors.Is(err, ErrQueueFull) {
 		t.Errorf("third Run = %v, want ErrQueueFull", err)
 	}
-	if err := <-errc; !errors.Is(err, ErrQueueTimeout) {
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Errorf("queued Run = %v, want context.Canceled", err)
+	}
+}
+
+func TestQueueTimeout(t *testing.T) {
+	p := newTestPool(t, "ok", Config{Size: 1, QueueTimeout: 100 * time.Millisecond})
+	occupy(t, p)
+	if _, err := p.Run(context.Background(), job("queued")); !errors.Is(err, ErrQueueTimeout) {
 		t.Errorf("queued Run = %v, want ErrQueueTimeout", err)
 	}
-	cancel()
-	wg.Wait()
 }
 
 func TestConcurrentJobsAllComplete(t *testing.T) {
@@ -256,33 +343,37 @@ func TestStartTimeout(t *testing.T) {
 	assertNoWorkers(t)
 }
 
-func TestCloseKillsRunningJobsAfterGrace(t *testing.T) {
-	p := newTestPool(t, "ok", Config{Size: 2})
-	errc := make(chan error, 1)
-	go func() {
-		_, err := p.Run(context.Background(), worker.Job{Script: "hang", Timeout: time.Minute})
-		errc <- err
-	}()
-	waitFor(t, "the job to start", func() bool { return p.Stat().Busy == 1 })
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	p.Close(ctx)
-	if err := <-errc; err == nil {
-		t.Error("hung job returned no error after Close")
-	}
-	assertNoWorkers(t)
-}
-
 func TestColdMode(t *testing.T) {
-	p := newTestPool(t, "ok", Config{Size: 0, ColdConcurrency: 2})
+	c := newTestCold(t, "ok", Config{ColdConcurrency: 2})
 	for i := range 3 {
-		out, err := p.Run(context.Background(), job("cold"))
+		out, err := c.Run(context.Background(), job("cold"))
 		if err != nil || string(out.Result) != `"cold"` {
 			t.Fatalf("cold job %d = %s, %v", i, out.Result, err)
 		}
 	}
-	if got := p.Stat().Spawns; got != 4 { // one probe at New, one per job
+	if got := c.Stat().Spawns; got != 4 { // one probe at NewCold, one per job
 		t.Errorf("spawns = %d, want 4", got)
+	}
+}
+
+func TestColdModeRetriesUndeliveredJob(t *testing.T) {
+	c := newTestCold(t, "ok", Config{ColdConcurrency: 1})
+	c.run = notDelivered
+	marker := filepath.Join(sharedDir(t), "died")
+	out, err := c.Run(context.Background(), job("dieonce:"+marker))
+	if err != nil || string(out.Result) != `"survived"` {
+		t.Fatalf("Run = %s, %v; want the job run by a second worker", out.Result, err)
+	}
+	if got := c.Stat().Retries; got != 1 {
+		t.Errorf("retries = %d, want 1", got)
+	}
+}
+
+func TestColdCloseRefusesNewJobs(t *testing.T) {
+	c := newTestCold(t, "ok", Config{ColdConcurrency: 1})
+	c.Close(context.Background())
+	if _, err := c.Run(context.Background(), job("late")); !errors.Is(err, ErrClosed) {
+		t.Errorf("Run after Close = %v, want ErrClosed", err)
 	}
 }
 
@@ -298,10 +389,35 @@ func TestReady(t *testing.T) {
 		{Stat{Size: 2, Starting: 2, MaxQueue: 64}, false}, // not warm yet
 		{Stat{Size: 0, Busy: 2, MaxQueue: 64}, true},      // cold mode
 		{Stat{Size: 1, Busy: 1, Waiting: 1, MaxQueue: 1}, false},
+		{Stat{Size: 2, Idle: 2, MaxQueue: 64, Closing: true}, false},
+		{Stat{Size: 2, Starting: 2, MaxQueue: 64, SpawnFailing: true}, false},
 	}
 	for _, tt := range tests {
 		if got, why := tt.stat.Ready(); got != tt.want {
 			t.Errorf("%+v.Ready() = %v (%s), want %v", tt.stat, got, why, tt.want)
+		}
+	}
+	// The reason is the same whatever the workers' stderr said: the detail
+	// is for the log, not for whoever asks /ready.
+	_, why := Stat{Size: 2, SpawnFailing: true}.Ready()
+	if diff := cmp.Diff("no warm workers: workers fail to start, see the server log", why); diff != "" {
+		t.Errorf("reason (-want +got):\n%s", diff)
+	}
+}
+
+func TestExiting(t *testing.T) {
+	tests := []struct {
+		status string
+		want   bool
+	}{
+		{"Name:\tpython3\nState:\tS (sleeping)\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n", false},
+		{"Name:\tpython3\nState:\tZ (zombie)\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n", true},
+		{"Name:\tpython3\nState:\tR (running)\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000100\n", true},   // SIGKILL on its way
+		{"Name:\tpython3\nState:\tS (sleeping)\nSigPnd:\t0000000000004000\nShdPnd:\t0000000000000000\n", false}, // SIGTERM is not fatal
+	}
+	for _, tt := range tests {
+		if got := exiting([]byte(tt.status)); got != tt.want {
+			t.Errorf("exiting(%q) = %v, want %v", tt.status, got, tt.want)
 		}
 	}
 }
