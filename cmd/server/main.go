@@ -31,6 +31,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "python-executor: prctl(PR_SET_DUMPABLE, 0):", err)
 		os.Exit(1)
 	}
+	// As root, make the server and (by inheritance) every worker template
+	// the kernel's last choice when memory runs out, in a worker's memory
+	// cgroup or on the host: job processes raise theirs to 1000, so a job
+	// over its limit is killed, not the template that would answer for it.
+	// (Lowering needs root; without root there is no memory cgroup either.)
+	if os.Geteuid() == 0 {
+		os.WriteFile("/proc/self/oom_score_adj", []byte("-900"), 0)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
