@@ -479,8 +479,8 @@ def collect_outputs(v1, scratch, inputs, limits):
                     continue
                 if not e.is_file(follow_symlinks=False):
                     continue
-                if not rel and e.name.startswith("fontlist-v") and e.name.endswith(".json"):
-                    continue  # matplotlib's font cache (MPLCONFIGDIR is the scratch)
+                if tool_cache(path):
+                    continue
                 size = e.stat(follow_symlinks=False).st_size
                 old = inputs.get(path)
                 if old is not None and len(old) == size and read_path(e.path, size + 1) == old:
@@ -499,6 +499,15 @@ def collect_outputs(v1, scratch, inputs, limits):
     files.sort(key=lambda f: f["path"])
     v1["images"], v1["images_omitted"] = images, img_omitted
     v1["files"], v1["files_omitted"] = files, files_omitted
+
+
+def tool_cache(path):
+    """Whether path is a cache matplotlib (its MPLCONFIGDIR is the scratch
+    directory) or fontconfig (under $HOME) wrote for itself: where the
+    template did not build them ahead (cold mode), a plot writes them."""
+    if path.startswith(".cache/fontconfig/"):
+        return True
+    return "/" not in path and path.startswith("fontlist-v") and path.endswith(".json")
 
 
 def read_path(path, limit):
