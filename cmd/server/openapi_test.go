@@ -125,3 +125,26 @@ func TestOpenAPIRejects(t *testing.T) {
 		t.Errorf("rejected a valid response: %v", err)
 	}
 }
+
+// validating is an http.RoundTripper that checks every response against
+// the OpenAPI document, for clients (internal/client) driven by the tests.
+type validating struct {
+	t *testing.T
+}
+
+func (v validating) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	if err := checkResponse(req, resp.StatusCode, resp.Header, body); err != nil {
+		v.t.Errorf("%s %s: response %d does not match openapi.json: %v", req.Method, req.URL.Path, resp.StatusCode, err)
+	}
+	return resp, nil
+}

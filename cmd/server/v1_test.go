@@ -2,14 +2,22 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/python-executor/python-executor/internal/client"
 )
 
 // v1 posts body (marshalled when it is not a string) to POST /v1/execute.
@@ -412,5 +420,115 @@ func TestV1APIKeys(t *testing.T) {
 	s.apiKey = "k1"
 	if r := s.v1(t, obj{"script": "def main():\n    return 1"}); r.Status != 200 || r.Body["result"] != 1.0 {
 		t.Errorf("with a key: %d %s", r.Status, r.Raw)
+	}
+}
+
+func TestV1GoClient(t *testing.T) {
+	c := client.New(shared.URL, "")
+	c.HTTPClient = &http.Client{Transport: validating{t}}
+	input, _ := client.InputValue(map[string]any{"scale": 2})
+	res, err := c.Execute(context.Background(), client.Request{
+		Script: "import pandas as pd, matplotlib.pyplot as plt\n" +
+			"def main(opts):\n" +
+			"    df = pd.read_csv('in.csv')\n" +
+			"    df['y'] = df.x * opts['scale']\n" +
+			"    df.to_csv('out.csv', index=False)\n" +
+			"    df.plot(x='x', y='y')\n" +
+			"    return int(df.y.sum())\n",
+		Input:   input,
+		Files:   []client.File{{Path: "in.csv", Content: []byte("x\n1\n2\n3\n")}},
+		Timeout: 10,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK() || string(res.Result) != "12" || len(res.Files) != 1 || string(res.Files[0].Content) != "x,y\n1,2\n2,4\n3,6\n" ||
+		len(res.Images) != 1 || !bytes.HasPrefix(res.Images[0].Content, []byte("\x89PNG")) || res.Usage.CPUMillis == nil {
+		t.Errorf("got %+v", res)
+	}
+	res, err = c.Execute(context.Background(), client.Request{Script: "def main():\n    return [][1]\n"})
+	if err != nil || res.OK() || res.Error == nil || res.Error.Error() != "IndexError: list index out of range (line 2)" {
+		t.Errorf("failing script: %+v %v", res, err)
+	}
+	_, err = c.Execute(context.Background(), client.Request{Script: "def main(): return 1", Files: []client.File{{Path: "../x"}}})
+	var apiErr *client.APIError
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 {
+		t.Errorf("bad path: %v", err)
+	}
+	if err := c.Health(context.Background()); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestV1GoClientAPIKey(t *testing.T) {
+	s := startServer(t, "--pool-size", "1", "--api-keys", "secret")
+	c := client.New(s.URL, "wrong")
+	c.HTTPClient = &http.Client{Transport: validating{t}}
+	_, err := c.Execute(context.Background(), client.Request{Script: "def main(): return 1"})
+	var apiErr *client.APIError
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 401 {
+		t.Errorf("wrong key: %v", err)
+	}
+	c.APIKey = "secret"
+	if res, err := c.Execute(context.Background(), client.Request{Script: "def main(): return 1"}); err != nil || !res.OK() {
+		t.Errorf("right key: %+v %v", res, err)
+	}
+}
+
+// pyexecBinary builds cmd/pyexec once.
+var pyexecBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "pyexec-e2e-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "pyexec")
+	out, err := exec.Command("go", "build", "-race", "-o", bin, "../pyexec").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("building pyexec: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+func TestV1CLI(t *testing.T) {
+	bin, err := pyexecBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(filepath.Dir(bin)) })
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "job.py"), []byte("import matplotlib.pyplot as plt\n"+
+		"def main(cfg):\n    rows = open('data.csv').read().split()\n    open('report.txt', 'w').write(cfg['title'] + ': ' + str(len(rows)))\n"+
+		"    plt.plot(range(len(rows)))\n    return len(rows)\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "data.csv"), []byte("a\nb\nc\n"), 0o644)
+	pyexec := func(stdin string, args ...string) (int, string, string) {
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = dir
+		cmd.Env = []string{"PYEXEC_SERVER=" + shared.URL}
+		cmd.Stdin = strings.NewReader(stdin)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Fatal(err)
+		}
+		return cmd.ProcessState.ExitCode(), out.String(), errb.String()
+	}
+	code, stdout, stderr := pyexec("", "run", "--input", `{"title": "rows"}`, "--file", "data.csv", "--out", "out", "job.py")
+	var printed map[string]any
+	if code != 0 || json.Unmarshal([]byte(stdout), &printed) != nil || printed["result"] != 3.0 {
+		t.Fatalf("pyexec run: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "out/files/report.txt")); err != nil || string(b) != "rows: 3" {
+		t.Errorf("report.txt: %q %v", b, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "out/images/figure-1.png")); err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {
+		t.Errorf("figure-1.png: %v", err)
+	}
+	if code, stdout, _ := pyexec("def main():\n    return 1/0\n", "run", "-"); code != 1 || !strings.Contains(stdout, `"ZeroDivisionError"`) {
+		t.Errorf("failing script from stdin: exit %d\n%s", code, stdout)
+	}
+	if code, stdout, _ := pyexec("", "health"); code != 0 || stdout != "healthy\n" {
+		t.Errorf("pyexec health: exit %d %q", code, stdout)
 	}
 }
