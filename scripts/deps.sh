@@ -6,7 +6,7 @@ set -euo pipefail
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 need=()
-for pkg in python3 python3-numpy python3-pandas bubblewrap ca-certificates git curl unzip; do
+for pkg in python3 python3-numpy python3-pandas python3-matplotlib bubblewrap ca-certificates git curl unzip; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
