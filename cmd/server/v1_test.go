@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -405,6 +406,9 @@ func TestV1SeedEndpointUnchanged(t *testing.T) {
 	r := shared.execute(t, script("import sys\ndef main():\n    print('hi')\n    print('e', file=sys.stderr)\n    open('f', 'w').write('x')\n    return 1/0"))
 	if want := `{"error":"ZeroDivisionError: division by zero","stdout":"hi"}` + "\n"; r.Raw != want {
 		t.Errorf("seed body = %q, want %q", r.Raw, want)
+	}
+	if ms, err := strconv.ParseFloat(r.Header.Get("X-Execution-Wall-Ms"), 64); err != nil || ms <= 0 {
+		t.Errorf("X-Execution-Wall-Ms = %q", r.Header.Get("X-Execution-Wall-Ms"))
 	}
 	r = shared.execute(t, script("def main(x):\n    return x"))
 	if want := `{"error":"TypeError: main() missing 1 required positional argument: 'x'","stdout":""}` + "\n"; r.Raw != want {

@@ -195,6 +195,7 @@ func (s *server) execute(w http.ResponseWriter, r *http.Request) {
 	}
 	setOutcome(r, string(out.Kind))
 	w.Header().Set("X-Execution-Outcome", string(out.Kind))
+	w.Header().Set("X-Execution-Wall-Ms", wallMS(out.Elapsed))
 	resp := response{Stdout: strings.TrimRight(out.Stdout, "\n"), StdoutTruncated: out.StdoutTruncated}
 	if out.Kind == worker.KindOK {
 		resp.Result = &out.Result

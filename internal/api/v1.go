@@ -98,6 +98,7 @@ func (s *server) v1Execute(w http.ResponseWriter, r *http.Request) {
 	}
 	setOutcome(r, string(out.Kind))
 	w.Header().Set("X-Execution-Outcome", string(out.Kind))
+	w.Header().Set("X-Execution-Wall-Ms", wallMS(out.Elapsed))
 	v := out.V1
 	if v == nil { // a runner that ignores V1 (tests' fakes)
 		v = &worker.V1Outcome{Files: []worker.File{}, Images: []worker.Image{}}
@@ -114,7 +115,7 @@ func (s *server) v1Execute(w http.ResponseWriter, r *http.Request) {
 		Stderr:          out.Stderr,
 		StderrTruncated: out.StderrTruncated,
 		Usage: v1Usage{
-			WallMS:       math.Round(float64(out.Elapsed.Microseconds())/10) / 100,
+			WallMS:       math.Round(float64(out.Elapsed.Microseconds())/10) / 100, // as wallMS
 			CPUMS:        v.CPUMillis,
 			MemoryPeakMB: v.MemoryPeakMB,
 		},
@@ -275,4 +276,10 @@ func badPath(p string) string {
 		}
 	}
 	return ""
+}
+
+// wallMS formats a job's wall-clock time in milliseconds, to 0.01 ms, for
+// the X-Execution-Wall-Ms header both execute endpoints set.
+func wallMS(d time.Duration) string {
+	return strconv.FormatFloat(math.Round(float64(d.Microseconds())/10)/100, 'f', -1, 64)
 }
