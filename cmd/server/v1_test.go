@@ -536,3 +536,34 @@ func TestV1CLI(t *testing.T) {
 		t.Errorf("pyexec health: exit %d %q", code, stdout)
 	}
 }
+
+// TestV1OutputsBounded: whatever a job leaves in its working directory,
+// collecting it is bounded and never blocks: fifos, symlink loops, deep
+// trees, thousands of files, a file bigger than the budget.
+func TestV1OutputsBounded(t *testing.T) {
+	r := shared.v1(t, obj{"script": "import os\n" +
+		"def main():\n" +
+		"    os.mkfifo('fifo')\n" +
+		"    os.symlink('loop', 'loop')\n" +
+		"    os.symlink('/usr', 'usr')\n" +
+		"    d = '.'\n" +
+		"    for i in range(200):\n" +
+		"        d = os.path.join(d, 'd')\n" +
+		"    os.makedirs(d)\n" +
+		"    open(os.path.join(d, 'deep.txt'), 'w').write('deep')\n" +
+		"    for i in range(1500):\n" +
+		"        open('f%04d' % i, 'w').close()\n" +
+		"    with open('big', 'wb') as f:\n" +
+		"        f.truncate(20 << 20)\n" +
+		"    return 1\n"})
+	files, _ := r.Body["files"].([]any)
+	if r.Body["outcome"] != "ok" || len(files) != 100 || r.Body["files_omitted"] != 1402.0 {
+		t.Fatalf("got outcome %v, %d files, %v omitted; want ok, 100, 1402 (1500 + deep + big - 100)",
+			r.Body["outcome"], len(files), r.Body["files_omitted"])
+	}
+	for _, f := range files {
+		if p := get(f, "path").(string); p == "fifo" || p == "loop" || strings.HasPrefix(p, "usr") {
+			t.Errorf("returned %q", p)
+		}
+	}
+}

@@ -257,7 +257,7 @@ func newJobPipes(job Job, lim Limits) (_ *jobPipes, retErr error) {
 		}
 		// Files and images out travel base64 in the result frame, beside an
 		// error with a bounded traceback.
-		resMax += int(lim.OutputFilesBytes)/3*4 + 1024*lim.OutputFiles + 256<<10
+		resMax += int(lim.OutputFilesBytes)/3*4 + 4352*lim.OutputFiles + 256<<10 // paths up to PATH_MAX
 	}
 	body, err := json.Marshal(msg)
 	if err != nil {
