@@ -391,9 +391,25 @@ func TestV1Images(t *testing.T) {
 	}
 }
 
-func TestV1ImagesBasicIsolation(t *testing.T) {
-	s := startServer(t, "--pool-size", "1", "--isolation", "basic")
-	checkImages(t, s.v1(t, obj{"script": plotScript}), 2)
+// TestV1InSetups: figures, files in and out and the limits work under every
+// confinement: namespaces and basic, the server as root and as uid 10001.
+func TestV1InSetups(t *testing.T) {
+	for _, su := range setups {
+		t.Run(su.name, func(t *testing.T) {
+			s := startSetup(t, su, nil, "--pool-size", "1")
+			checkImages(t, s.v1(t, obj{"script": plotScript}), 2)
+			r := s.v1(t, obj{"script": "def main(n):\n    open('out/copy.txt', 'w').write(open('in/a.txt').read() * n)\n",
+				"input": 2, "files": []obj{{"path": "in/a.txt", "content": b64("ab")}, {"path": "out/.keep", "content": ""}}})
+			want := []any{obj{"path": "out/copy.txt", "size": 4.0, "content": b64("abab")}}
+			if diff := cmp.Diff(want, r.Body["files"]); r.Body["outcome"] != "ok" || diff != "" {
+				t.Errorf("files (-want +got):\n%s\n%.500s", diff, r.Raw)
+			}
+			r = s.v1(t, obj{"script": "def main():\n    return len(bytearray(200 << 20))\n", "limits": obj{"memory_mb": 100}})
+			if r.Body["outcome"] != "memory_limit" {
+				t.Errorf("memory_mb 100: %.500s", r.Raw)
+			}
+		})
+	}
 }
 
 func TestV1ImagesColdMode(t *testing.T) {
