@@ -16,7 +16,8 @@ Lifecycle:
      sends {"type": "ready"}. (Cold mode: no imports, one plain child, and
      the template exits after one job.)
   3. For each job the server sends a frame {"timeout_ms", "warm"} and, on
-     fd 6, four descriptors: a sealed memfd holding the job (script, nonce),
+     fd 6, four descriptors: a sealed memfd holding the job (script, nonce;
+     for POST /v1/execute also "v1": input, files, lower limits),
      and the write ends of the job's stdout, stderr and result pipes, whose
      read ends only the server holds. The template answers
      {"type": "started"} (from here on the job may have run: not safe to
