@@ -28,7 +28,7 @@ RUN go build -ldflags "-s -w -X main.version=${VERSION}" -o /out/python-executor
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-numpy python3-pandas bubblewrap tini \
+ && apt-get install -y --no-install-recommends python3 python3-numpy python3-pandas python3-matplotlib bubblewrap tini \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /nonexistent --shell /usr/sbin/nologin executor
 COPY --from=build /out/python-executor /usr/local/bin/python-executor

@@ -16,7 +16,8 @@ Lifecycle:
      sends {"type": "ready"}. (Cold mode: no imports, one plain child, and
      the template exits after one job.)
   3. For each job the server sends a frame {"timeout_ms", "warm"} and, on
-     fd 6, four descriptors: a sealed memfd holding the job (script, nonce),
+     fd 6, four descriptors: a sealed memfd holding the job (script, nonce;
+     for POST /v1/execute also "v1": input, files, lower limits),
      and the write ends of the job's stdout, stderr and result pipes, whose
      read ends only the server holds. The template answers
      {"type": "started"} (from here on the job may have run: not safe to
@@ -288,14 +289,25 @@ def describe(exc, cfg):
     return "%s: %s" % (name, msg) if msg else name
 
 
-def run_script(script, cfg):
+def run_script(script, cfg, v1=None):
+    """Runs script's top level, then main(), and returns the result frame's
+    body: a JSON string {"result": ...} or a dict {"error", "kind"}.
+
+    v1 (POST /v1/execute) is the job's dict, or None for the seed API. With
+    it, main(input) gets the job's input when the job has one, and a failure
+    also fills v1["error_info"] with the exception's type, message, line and
+    a traceback of the script's own frames."""
     import types
     try:
         code = compile(script, "<script>", "exec")
     except (SyntaxError, ValueError) as e:
         if isinstance(e, SyntaxError):
             where = " (line %s)" % e.lineno if e.lineno else ""
+            if v1 is not None:
+                v1["error_info"] = syntax_info(e)
             return {"error": "Syntax error in script: %s%s" % (e.msg, where), "kind": "syntax"}
+        if v1 is not None:
+            v1["error_info"] = {"type": "SyntaxError", "message": str(e), "line": None, "traceback": None}
         return {"error": "Syntax error in script: %s" % e, "kind": "syntax"}
     mod = types.ModuleType("__script__")
     sys.modules["__script__"] = mod
@@ -304,7 +316,15 @@ def run_script(script, cfg):
         main = mod.__dict__.get("main")
         if not callable(main):
             return {"error": "Script must contain a main() function", "kind": "no_main"}
-        value = main()
+        if v1 is None:
+            value = main()
+        else:
+            bad = check_arity(main, "input" in v1)
+            if bad is not None:
+                line = getattr(getattr(main, "__code__", None), "co_firstlineno", None)
+                v1["error_info"] = {"type": "TypeError", "message": bad, "line": line, "traceback": None}
+                return {"error": "TypeError: " + bad, "kind": "exception"}
+            value = main(v1["input"]) if "input" in v1 else main()
         sys.stdout.flush()
         out = encode_result(value)
     except BaseException as e:  # noqa: B902 - SystemExit and friends are job errors too
@@ -313,11 +333,234 @@ def run_script(script, cfg):
         except BaseException:
             pass
         kind = "memory" if isinstance(e, MemoryError) else "exception"
-        return {"error": describe(e, cfg), "kind": kind}
+        msg = describe(e, cfg)
+        if v1 is not None:
+            v1["error_info"] = exception_info(e, msg, script)
+        return {"error": msg, "kind": kind}
     if len(out) > cfg["result_limit"]:
         return {"error": "Result too large: %d bytes exceeds the result limit of %d bytes" % (
             len(out), cfg["result_limit"]), "kind": "result_limit"}
     return out
+
+
+def check_arity(main, has_input):
+    """None when main can be called as the request asks (main(input) when
+    it has an input, main() when not), else why not."""
+    import inspect
+    try:
+        params = list(inspect.signature(main).parameters.values())
+    except (TypeError, ValueError):
+        return None  # a builtin or the like: let the call itself fail
+    P = inspect.Parameter
+    positional = [p for p in params if p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in positional if p.default is P.empty]
+    varargs = any(p.kind == P.VAR_POSITIONAL for p in params)
+    kwonly = [p.name for p in params if p.kind == P.KEYWORD_ONLY and p.default is P.empty]
+    if kwonly:
+        return "main() has required keyword-only parameters (%s): define it as main() or main(input)" % ", ".join(kwonly)
+    if len(required) > 1:
+        return "main() takes %d required parameters; it may take at most one, the request's \"input\"" % len(required)
+    if has_input and not positional and not varargs:
+        return "the request has an \"input\", but main() takes no parameter: define main(input) to receive it"
+    if not has_input and required:
+        return ("main() requires a parameter (%s), but the request has no \"input\": send one, "
+                "or give the parameter a default" % required[0].name)
+    return None
+
+
+def syntax_info(e):
+    import traceback
+    tb = "".join(traceback.format_exception_only(type(e), e))
+    return {"type": type(e).__name__, "message": e.msg, "line": e.lineno, "traceback": tb}
+
+
+def exception_info(e, described, script):
+    """The exception's type, message, the line of the script it was raised
+    from (its innermost frame in the script) and a traceback of the script's
+    own frames only: none of the service's, nor of the libraries it called."""
+    import traceback
+    name = type(e).__name__
+    msg = described[len(name) + 2:] if described.startswith(name + ": ") else (
+        "" if described == name else described)
+    lines = script.splitlines()
+    try:
+        frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == "<script>"]
+    except BaseException:
+        frames = []
+    last = "%s: %s\n" % (name, msg) if msg else name + "\n"
+    msg = msg[:2000]
+    if not frames:
+        return {"type": name, "message": msg, "line": None, "traceback": last}
+    if len(frames) > 40:  # deep recursion: the first and last frames say enough
+        frames = frames[:20] + [None] + frames[-20:]
+    out = ["Traceback (most recent call last):\n"]
+    for f in frames:
+        if f is None:
+            out.append("  ...\n")
+            continue
+        out.append('  File "<script>", line %d, in %s\n' % (f.lineno, f.name))
+        if f.lineno and 0 < f.lineno <= len(lines) and lines[f.lineno - 1].strip():
+            out.append("    %s\n" % lines[f.lineno - 1].strip()[:300])
+    out.append(last[:2000])
+    return {"type": name, "message": msg, "line": frames[-1].lineno, "traceback": "".join(out)}
+
+
+def write_input_files(files):
+    """Writes the request's files into the job's working directory (the
+    server checked the paths; this checks again): relative, no "..", never
+    through a symlink, never over another file."""
+    for f in files:
+        path = f["path"]
+        parts = path.split("/")
+        if path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise ValueError("bad input file path %r" % path)
+        d = "."
+        for p in parts[:-1]:
+            d = os.path.join(d, p)
+            try:
+                os.mkdir(d, 0o700)
+            except FileExistsError:
+                if not stat.S_ISDIR(os.lstat(d).st_mode):
+                    raise ValueError("input file path %r runs through a file" % path)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            data = base64.b64decode(f["content"])
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+
+
+def collect_outputs(v1, scratch, inputs, limits):
+    """What the job leaves for the client, bounded: the matplotlib figures
+    still open (PNG), then the files it created or changed in its working
+    directory. Counts of what did not fit go in *_omitted."""
+    budget = limits["files_bytes"]
+    images, files = [], []
+    img_omitted = files_omitted = 0
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is not None:
+        try:
+            nums = plt.get_fignums()
+        except BaseException:
+            nums = []
+        for num in nums:
+            if len(images) >= limits["files"]:
+                img_omitted += 1
+                continue
+            try:
+                buf = io.BytesIO()
+                plt.figure(num).savefig(buf, format="png")
+                data = buf.getvalue()
+            except BaseException:
+                img_omitted += 1
+                continue
+            if len(data) > budget:
+                img_omitted += 1
+                continue
+            budget -= len(data)
+            images.append({"format": "png", "content": base64.b64encode(data).decode()})
+    seen, stack = 0, [""]
+    while stack:
+        rel = stack.pop()
+        try:
+            entries = sorted(os.scandir(os.path.join(scratch, rel) if rel else scratch), key=lambda e: e.name)
+        except OSError:
+            continue
+        for e in entries:
+            seen += 1
+            if seen > 10000:
+                files_omitted += 1
+                continue
+            path = rel + "/" + e.name if rel else e.name
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(path)
+                    continue
+                if not e.is_file(follow_symlinks=False):
+                    continue
+                if tool_cache(path):
+                    continue
+                size = e.stat(follow_symlinks=False).st_size
+                old = inputs.get(path)
+                if old is not None and len(old) == size and read_path(e.path, size + 1) == old:
+                    continue  # an input the job did not change
+                if len(files) >= limits["files"] or size > budget:
+                    files_omitted += 1
+                    continue
+                data = read_path(e.path, size + 1)
+                if len(data) > budget:
+                    files_omitted += 1
+                    continue
+                budget -= len(data)
+                files.append({"path": path, "size": len(data), "content": base64.b64encode(data).decode()})
+            except OSError:
+                files_omitted += 1
+    files.sort(key=lambda f: f["path"])
+    v1["images"], v1["images_omitted"] = images, img_omitted
+    v1["files"], v1["files_omitted"] = files, files_omitted
+
+
+def tool_cache(path):
+    """Whether path is a cache matplotlib (its MPLCONFIGDIR is the scratch
+    directory) or fontconfig (under $HOME) wrote for itself: where the
+    template did not build them ahead (cold mode), a plot writes them."""
+    if path.startswith(".cache/fontconfig/"):
+        return True
+    return "/" not in path and path.startswith("fontlist-v") and path.endswith(".json")
+
+
+def read_path(path, limit):
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        chunks, n = [], 0
+        while n < limit:
+            b = os.read(fd, min(1 << 20, limit - n))
+            if not b:
+                break
+            chunks.append(b)
+            n += len(b)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def usage_base():
+    import resource
+    s = resource.getrusage(resource.RUSAGE_SELF)
+    c = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
+def with_v1(out, v1, scratch, inputs, base):
+    """Adds what POST /v1/execute returns beyond the seed's result or error
+    to the result frame, under the key "v1"."""
+    extra = {"error_info": v1.get("error_info")}
+    try:
+        collect_outputs(extra, scratch, inputs, v1["limits"])
+    except BaseException:  # the script may have broken what collecting needs
+        extra.update(files=[], images=[], files_omitted=0, images_omitted=0)
+    try:
+        extra["usage"] = usage(base)
+    except BaseException:
+        pass
+    if isinstance(out, dict):
+        out["v1"] = extra
+        return out
+    return out[:-1] + ', "v1": ' + _dumps(extra, ensure_ascii=False) + "}"
+
+
+def usage(base):
+    """CPU time of the job process and the processes it waited for since the
+    job arrived, and the peak resident memory of the largest of them (which
+    for the job process includes the pages it shares with the template)."""
+    import resource
+    s = resource.getrusage(resource.RUSAGE_SELF)
+    c = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime - base
+    return {"cpu_ms": max(0, int(cpu * 1000)),
+            "memory_peak_mb": round(max(s.ru_maxrss, c.ru_maxrss) / 1024.0, 1)}
 
 
 WARM_SCRIPT = """
@@ -446,6 +689,18 @@ def child_main(cfg, warm, sock, scratch):
         job_fd, out_w, err_w, res_w = fds
         job = json.loads(read_fd(job_fd))
         nonce = job["nonce"].encode()
+        v1 = job.get("v1")
+        inputs, input_err = {}, None
+        if v1 is not None:
+            # Per-request limits only ever lower the server's.
+            mem = v1.get("memory_bytes") or 0
+            if 0 < mem and (cfg["memory_bytes"] <= 0 or mem < cfg["memory_bytes"]):
+                cfg = dict(cfg, memory_bytes=mem)
+            try:
+                write_input_files(v1.get("files") or ())
+                inputs = {f["path"]: base64.b64decode(f["content"]) for f in v1.get("files") or ()}
+            except (OSError, ValueError) as e:
+                input_err = "could not write the request's files: %s" % describe(e, cfg)
         set_limits(cfg, job["timeout_ms"] / 1000.0, statm)
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)
@@ -459,9 +714,16 @@ def child_main(cfg, warm, sock, scratch):
                                       errors="backslashreplace", write_through=True)
         sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8",
                                       errors="backslashreplace", write_through=True)
-        out = run_script(job["script"], cfg)
+        base = usage_base()
+        if input_err is not None:
+            out = {"error": input_err, "kind": "exception"}
+            v1["error_info"] = {"type": "OSError", "message": input_err, "line": None, "traceback": None}
+        else:
+            out = run_script(job["script"], cfg, v1)
         if _getpid() != me:
             _exit(0)  # a process the script forked: only the job process answers
+        if v1 is not None:
+            out = with_v1(out, v1, scratch, inputs, base)
         if isinstance(out, dict):
             out = _dumps(out, ensure_ascii=False)
         try:
@@ -917,6 +1179,38 @@ def serve(cfg):
         send({"type": "ready"})
 
 
+def preload_matplotlib(scratch):
+    """Imports matplotlib's pyplot with the Agg backend, when it is
+    installed, so that a job's plot costs no import and no font scan: the
+    font list is built here once, in a directory removed right after, and
+    every job child inherits it in memory (its own MPLCONFIGDIR is its
+    scratch directory, where it may write nothing else of matplotlib's)."""
+    import shutil
+    import tempfile
+    tmp = tempfile.mkdtemp(prefix=".mpl-", dir=scratch)
+    os.environ["MPLCONFIGDIR"] = tmp
+    os.environ["MPLBACKEND"] = "Agg"
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # builds the font list
+        from matplotlib import font_manager
+    except ImportError:
+        return
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    # Render one figure, so that what a first plot initialises lazily (PIL,
+    # tick machinery, text layout) is inherited: about a third of a first
+    # plot's CPU time. Then drop the fonts it opened: a job child closes
+    # every inherited descriptor, and a cached font would read through one.
+    fig = plt.figure()
+    fig.add_subplot().plot([1, 2, 3])
+    fig.savefig(io.BytesIO(), format="png")
+    plt.close("all")
+    font_manager._get_font.cache_clear()
+    gc.collect()
+
+
 def self_test(cfg):
     """Fails closed: no_new_privs, Landlock and the seccomp program must
     install in a child before any job runs. Raises with the reason."""
@@ -969,6 +1263,7 @@ def main():
         if cfg["warm"]:
             import numpy  # noqa: F401
             import pandas  # noqa: F401
+            preload_matplotlib(cfg["scratch"][0])
         # Reseeding once here loads what reseeding needs, so that each job
         # child only rewrites its generators' state.
         reseed()

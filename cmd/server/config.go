@@ -44,6 +44,8 @@ type Config struct {
 	APIKeys          string
 	APIKeysFile      string
 	PerKeyConc       int
+	MaxFiles         int
+	MaxFilesBytes    int64
 }
 
 func parseConfig(args []string, getenv func(string) string) (Config, error) {
@@ -80,6 +82,8 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&c.APIKeys, "api-keys", "", "comma-separated API keys POST /execute requires as Authorization: Bearer; prefer the environment or --api-keys-file")
 	fs.StringVar(&c.APIKeysFile, "api-keys-file", "", "file with one API key per line (# comments allowed)")
 	fs.IntVar(&c.PerKeyConc, "per-key-concurrency", 0, "jobs one API key may run at once (0 = no limit)")
+	fs.IntVar(&c.MaxFiles, "max-files", 100, "POST /v1/execute: files a request may send, and files and images a job may return")
+	fs.Int64Var(&c.MaxFilesBytes, "max-files-bytes", 10<<20, "POST /v1/execute: bytes of the files a request sends together, and of the files and images a job returns together")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: python-executor [flags]\n\nEvery flag can also be set as PYEXEC_<FLAG> in the environment (PYEXEC_POOL_SIZE=4).\n\n")
 		fs.PrintDefaults()
@@ -131,6 +135,8 @@ func (c Config) validate() error {
 	check(c.WorkerUID > 0 && c.WorkerGID > 0, "worker-uid and worker-gid must not be 0")
 	check(c.WorkerUIDs > 0, "worker-uids must be > 0")
 	check(c.PerKeyConc >= 0, "per-key-concurrency must be >= 0")
+	check(c.MaxFiles >= 0 && c.MaxFiles <= 10000, "max-files must be in 0..10000")
+	check(c.MaxFilesBytes >= 0 && c.MaxFilesBytes <= 256<<20, "max-files-bytes must be in 0..256MiB")
 	_, err := os.Stat(c.Python)
 	check(err == nil, "python %s: %v", c.Python, err)
 	return errors.Join(errs...)

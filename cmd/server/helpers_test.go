@@ -285,6 +285,9 @@ func do(t *testing.T, req *http.Request) reply {
 	if err := json.Unmarshal(raw, &r.Body); err != nil {
 		t.Fatalf("response is not a JSON object: %v: %q", err, raw)
 	}
+	if err := checkResponse(req, resp.StatusCode, resp.Header, raw); err != nil {
+		t.Errorf("%s %s: response %d does not match openapi.json: %v\n%s", req.Method, req.URL.Path, resp.StatusCode, err, raw)
+	}
 	return r
 }
 

@@ -78,6 +78,9 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		FileBytes:   cfg.ScratchMB << 20,
 		Procs:       cfg.MaxProcs,
 		OpenFiles:   cfg.MaxOpenFiles,
+
+		OutputFiles:      cfg.MaxFiles,
+		OutputFilesBytes: cfg.MaxFilesBytes,
 	}
 	pcfg := pool.Config{
 		Size:            cfg.PoolSize,
@@ -128,6 +131,8 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 			"scratch_mb":         cfg.ScratchMB,
 			"max_procs":          cfg.MaxProcs,
 			"max_open_files":     cfg.MaxOpenFiles,
+			"max_files":          cfg.MaxFiles,
+			"max_files_bytes":    cfg.MaxFilesBytes,
 		},
 	}
 	if sb.Degraded() != "" {
@@ -151,6 +156,10 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		APIKeys:           keys,
 		PerKeyConcurrency: cfg.PerKeyConc,
 		Metrics:           m,
+		MaxFiles:          cfg.MaxFiles,
+		MaxFilesBytes:     cfg.MaxFilesBytes,
+		MaxMemoryMB:       cfg.MemoryMB,
+		MaxStdoutBytes:    cfg.StdoutLimitBytes,
 	}, jobs, log)
 
 	ln, err := net.Listen("tcp", cfg.Addr)

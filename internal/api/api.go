@@ -44,6 +44,12 @@ type Config struct {
 	PerKeyConcurrency int
 	// Metrics, when set, records every POST /execute and serves /metrics.
 	Metrics *metrics.Metrics
+	// POST /v1/execute: at most MaxFiles files of MaxFilesBytes together
+	// in; per-request limits may only lower MaxMemoryMB and MaxStdoutBytes.
+	MaxFiles       int
+	MaxFilesBytes  int64
+	MaxMemoryMB    int64
+	MaxStdoutBytes int64
 }
 
 // Handler returns the service's HTTP handler.
@@ -63,7 +69,10 @@ func Handler(cfg Config, runner Runner, log zerolog.Logger) http.Handler {
 	if cfg.Metrics != nil {
 		r.Method(http.MethodGet, "/metrics", cfg.Metrics.Handler())
 	}
-	r.With(newAuth(cfg.APIKeys, cfg.PerKeyConcurrency).middleware).Post("/execute", s.execute)
+	keys := newAuth(cfg.APIKeys, cfg.PerKeyConcurrency)
+	r.With(keys.middleware).Post("/execute", s.execute)
+	r.With(keys.middleware).Post("/v1/execute", s.v1Execute)
+	r.Get("/openapi.json", s.openapi)
 	return r
 }
 
@@ -199,6 +208,7 @@ func (s *server) execute(w http.ResponseWriter, r *http.Request) {
 	}
 	setOutcome(r, string(out.Kind))
 	w.Header().Set("X-Execution-Outcome", string(out.Kind))
+	w.Header().Set("X-Execution-Wall-Ms", wallMS(out.Elapsed))
 	resp := response{Stdout: strings.TrimRight(out.Stdout, "\n"), StdoutTruncated: out.StdoutTruncated}
 	if out.Kind == worker.KindOK {
 		resp.Result = &out.Result

@@ -8,6 +8,14 @@
 // length-prefixed JSON frames (see WriteFrame); nothing the script writes to
 // its stdout, stderr or any other fd reaches those pipes.
 //
+// A Job with V1 set (POST /v1/execute) carries an input for main, files for
+// the job's working directory and lower limits in the job's memfd, beside
+// the script; the job process answers with a "v1" member in its result
+// frame (the exception's type, line and script-only traceback, the files it
+// created or changed, its open matplotlib figures, its CPU time and peak
+// memory), which Run turns into Outcome.V1. A Job without V1 runs exactly as
+// the seed API always did.
+//
 // Ownership: the caller that got a Worker from Start owns it. Run and
 // WaitReady must not be called concurrently with each other. Kill may be
 // called at any time from any goroutine, is idempotent, and returns once the

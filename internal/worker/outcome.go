@@ -32,6 +32,60 @@ const (
 type Job struct {
 	Script  string
 	Timeout time.Duration
+	// V1, when set, asks for what POST /v1/execute adds to the seed API: an
+	// input for main, files in, and diagnostics, files and images out
+	// (Outcome.V1). Nil runs the job exactly as the seed API does.
+	V1 *V1Job
+}
+
+// V1Job is the part of a job only POST /v1/execute has. Its data travels
+// in the job's memfd, like the script: the template never sees it.
+type V1Job struct {
+	Input    json.RawMessage // main(input)'s argument; nil: main() is called with none
+	HasInput bool            // Input was given (it may be JSON null)
+	Files    []File          // written into the job's working directory first
+	// MemoryBytes and OutputBytes, when more than 0, lower the server's
+	// memory limit and the stdout and stderr kept for this job.
+	MemoryBytes int64
+	OutputBytes int64
+}
+
+// File is a file in a job's working directory. Content is base64 (standard
+// encoding, padded), as the API carries it.
+type File struct {
+	Path    string `json:"path"`
+	Size    int64  `json:"size"`
+	Content string `json:"content"`
+}
+
+// Image is a matplotlib figure the job left open, rendered.
+type Image struct {
+	Format  string `json:"format"`
+	Content string `json:"content"` // base64
+}
+
+// ErrorInfo describes how a script failed: the exception's class name (or
+// the outcome, when no Python exception ended it), its message, the line of
+// the script it came from, and a traceback of the script's own frames.
+type ErrorInfo struct {
+	Type      string  `json:"type"`
+	Message   string  `json:"message"`
+	Line      *int    `json:"line"`
+	Traceback *string `json:"traceback"`
+}
+
+// V1Outcome is what a V1 job reports beyond the seed's result.
+type V1Outcome struct {
+	Error         *ErrorInfo // nil when main returned and its value serialized
+	Files         []File     // created or changed in the working directory
+	FilesOmitted  int
+	Images        []Image
+	ImagesOmitted int
+	// CPUMillis and MemoryPeakMB are measured by the job process itself
+	// (getrusage of itself and the processes it waited for); nil when it
+	// did not live to report them (timeout, crash, kill).
+	CPUMillis    *int64
+	MemoryPeakMB *float64
 }
 
 // Outcome is what a job produced. Stdout is always what the job printed (up
@@ -44,7 +98,54 @@ type Outcome struct {
 	StdoutTruncated bool
 	StdoutBytes     int64  // total printed, when truncated
 	Stderr          string // what the job wrote to stderr, up to the stdout limit
+	StderrTruncated bool
 	Elapsed         time.Duration
+	V1              *V1Outcome // V1 jobs only
+
+	v1raw json.RawMessage // the result frame's "v1" member
+}
+
+// v1Frame is the "v1" member of a V1 job's result frame.
+type v1Frame struct {
+	ErrorInfo     *ErrorInfo `json:"error_info"`
+	Files         []File     `json:"files"`
+	FilesOmitted  int        `json:"files_omitted"`
+	Images        []Image    `json:"images"`
+	ImagesOmitted int        `json:"images_omitted"`
+	Usage         *struct {
+		CPUMillis    int64   `json:"cpu_ms"`
+		MemoryPeakMB float64 `json:"memory_peak_mb"`
+	} `json:"usage"`
+}
+
+// v1Outcome completes o.V1 from the result frame's "v1" member, and gives
+// outcomes that no Python exception explains an ErrorInfo of their own.
+func v1Outcome(o *Outcome, raw json.RawMessage) {
+	v := &V1Outcome{}
+	var f v1Frame
+	if len(raw) > 0 && json.Unmarshal(raw, &f) == nil {
+		v.Error, v.Files, v.Images = f.ErrorInfo, f.Files, f.Images
+		v.FilesOmitted, v.ImagesOmitted = max(0, f.FilesOmitted), max(0, f.ImagesOmitted)
+		if f.Usage != nil {
+			cpu, mem := f.Usage.CPUMillis, f.Usage.MemoryPeakMB
+			v.CPUMillis, v.MemoryPeakMB = &cpu, &mem
+		}
+	}
+	if o.Kind == KindOK {
+		v.Error = nil
+	} else if v.Error == nil || !(o.Kind == KindException || o.Kind == KindSyntax ||
+		o.Kind == KindMemory && v.Error.Type == "MemoryError") {
+		// No exception, or not the one that ended the job (the template's
+		// time or memory limit, a crash, a corrupt or oversized result).
+		v.Error = &ErrorInfo{Type: string(o.Kind), Message: o.Error}
+	}
+	if v.Files == nil {
+		v.Files = []File{}
+	}
+	if v.Images == nil {
+		v.Images = []Image{}
+	}
+	o.V1 = v
 }
 
 // meta is the worker's "done" frame.
@@ -101,7 +202,12 @@ func outcome(m *meta, res *resultBody, job Job, lim Limits) Outcome {
 			err = json.Unmarshal(r["error"], &msg)
 			json.Unmarshal(r["kind"], &kind)
 		}
-		if err != nil || len(r) == 0 || (isResult && len(r) != 1) {
+		keys := len(r)
+		extra, hasExtra := r["v1"]
+		if hasExtra && job.V1 != nil {
+			keys--
+		}
+		if err != nil || keys == 0 || (isResult && keys != 1) {
 			return fail(KindCorrupt, "The script wrote to the worker's private result channel; its result was discarded")
 		}
 		if !isResult {
@@ -109,9 +215,13 @@ func outcome(m *meta, res *resultBody, job Job, lim Limits) Outcome {
 			if !ok {
 				k = KindException
 			}
-			return fail(k, "%s", msg)
+			o = fail(k, "%s", msg)
+		} else {
+			o.Kind, o.Result = KindOK, result
 		}
-		o.Kind, o.Result = KindOK, result
+		if job.V1 != nil {
+			o.v1raw = extra
+		}
 		return o
 	case m.Status == "signaled":
 		return fail(signalKind(m.Signal), "%s", signalMessage(m.Signal, lim))

@@ -133,6 +133,10 @@ func (w *Worker) Run(ctx context.Context, job Job) (Outcome, error) {
 		o.Error = fmt.Sprintf("Memory limit exceeded: the job's processes together may use at most %d MiB; the kernel killed one that went over",
 			w.cfg.Limits.MemoryBytes>>20)
 	}
+	if job.V1 != nil {
+		o.StderrTruncated = p.err.truncated()
+		v1Outcome(&o, o.v1raw)
+	}
 	return o, nil
 }
 
@@ -239,20 +243,39 @@ func newJobPipes(job Job, lim Limits) (_ *jobPipes, retErr error) {
 			p.close()
 		}
 	}()
-	body, err := json.Marshal(map[string]any{"script": job.Script, "nonce": p.nonce, "timeout_ms": job.Timeout.Milliseconds()})
+	msg := map[string]any{"script": job.Script, "nonce": p.nonce, "timeout_ms": job.Timeout.Milliseconds()}
+	outMax, resMax := lim.StdoutBytes, headerSize+len(p.nonce)+int(lim.ResultBytes)+4096
+	if v := job.V1; v != nil {
+		m := map[string]any{
+			"files":        v.Files,
+			"memory_bytes": v.MemoryBytes,
+			"limits":       map[string]any{"files": lim.OutputFiles, "files_bytes": lim.OutputFilesBytes},
+		}
+		if v.HasInput {
+			m["input"] = v.Input
+		}
+		msg["v1"] = m
+		if v.OutputBytes > 0 {
+			outMax = min(outMax, v.OutputBytes)
+		}
+		// Files and images out travel base64 in the result frame, beside an
+		// error with a bounded traceback.
+		resMax += int(lim.OutputFilesBytes)/3*4 + 4352*lim.OutputFiles + 256<<10 // paths up to PATH_MAX
+	}
+	body, err := json.Marshal(msg)
 	if err != nil {
 		return nil, err
 	}
 	if p.job, err = sealedFile("job", body); err != nil {
 		return nil, err
 	}
-	if p.out, err = newCapture(lim.StdoutBytes); err != nil {
+	if p.out, err = newCapture(outMax); err != nil {
 		return nil, err
 	}
-	if p.err, err = newCapture(lim.StdoutBytes); err != nil {
+	if p.err, err = newCapture(outMax); err != nil {
 		return nil, err
 	}
-	if p.res, err = newResultReader(headerSize + len(p.nonce) + int(lim.ResultBytes) + 4096); err != nil {
+	if p.res, err = newResultReader(resMax); err != nil {
 		return nil, err
 	}
 	go p.out.run()

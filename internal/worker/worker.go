@@ -29,6 +29,11 @@ type Limits struct {
 	FileBytes   int64 // largest file a job may write (RLIMIT_FSIZE)
 	Procs       int   // processes and threads of the job (RLIMIT_NPROC)
 	OpenFiles   int   // RLIMIT_NOFILE
+	// OutputFiles and OutputFilesBytes bound what a V1 job returns: files
+	// it wrote and images of its figures, each at most OutputFiles, and
+	// at most OutputFilesBytes of both together.
+	OutputFiles      int
+	OutputFilesBytes int64
 }
 
 // Config describes how to start a worker.

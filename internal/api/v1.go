@@ -1,0 +1,285 @@
+package api
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rs/zerolog/hlog"
+
+	"github.com/python-executor/python-executor/internal/worker"
+)
+
+// OpenAPI is the OpenAPI 3.1 document of every endpoint, served as
+// GET /openapi.json. The end-to-end tests validate every response they
+// receive against it.
+//
+//go:embed openapi.json
+var OpenAPI []byte
+
+func (s *server) openapi(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(OpenAPI)))
+	w.Write(OpenAPI)
+}
+
+// v1Request is POST /v1/execute's body.
+type v1Request struct {
+	Script  *string         `json:"script"`
+	Timeout *float64        `json:"timeout"`
+	Input   json.RawMessage `json:"input"`
+	Files   []v1File        `json:"files"`
+	Limits  *struct {
+		MemoryMB    *int64 `json:"memory_mb"`
+		StdoutBytes *int64 `json:"stdout_bytes"`
+	} `json:"limits"`
+}
+
+type v1File struct {
+	Path    *string `json:"path"`
+	Content *string `json:"content"`
+}
+
+// v1Response is POST /v1/execute's body when the script ran (status 200).
+// Every member is always present, so that clients need no guesswork.
+type v1Response struct {
+	Outcome         string            `json:"outcome"`
+	Result          json.RawMessage   `json:"result"`
+	Error           *worker.ErrorInfo `json:"error"`
+	Stdout          string            `json:"stdout"`
+	StdoutTruncated bool              `json:"stdout_truncated"`
+	Stderr          string            `json:"stderr"`
+	StderrTruncated bool              `json:"stderr_truncated"`
+	Usage           v1Usage           `json:"usage"`
+	Files           []worker.File     `json:"files"`
+	FilesOmitted    int               `json:"files_omitted"`
+	Images          []worker.Image    `json:"images"`
+	ImagesOmitted   int               `json:"images_omitted"`
+}
+
+type v1Usage struct {
+	WallMS       float64  `json:"wall_ms"`
+	CPUMS        *int64   `json:"cpu_ms"`
+	MemoryPeakMB *float64 `json:"memory_peak_mb"`
+}
+
+func (s *server) v1Execute(w http.ResponseWriter, r *http.Request) {
+	job, err := s.decodeV1(w, r)
+	if err != nil {
+		var bad *badRequest
+		errors.As(err, &bad)
+		setOutcome(r, "bad_request")
+		writeError(w, bad.status, bad.msg, "")
+		return
+	}
+	log := hlog.FromRequest(r)
+	log.Debug().Str("script", job.Script).Dur("timeout", job.Timeout).Int("files", len(job.V1.Files)).Msg("v1 job")
+	out, err := s.runner.Run(r.Context(), job)
+	if err != nil {
+		code, outcome, msg := status(err)
+		setOutcome(r, outcome)
+		if code == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		log.Warn().Err(err).Int("status", code).Msg("job not completed")
+		writeError(w, code, msg, "")
+		return
+	}
+	setOutcome(r, string(out.Kind))
+	w.Header().Set("X-Execution-Outcome", string(out.Kind))
+	w.Header().Set("X-Execution-Wall-Ms", wallMS(out.Elapsed))
+	v := out.V1
+	if v == nil { // a runner that ignores V1 (tests' fakes)
+		v = &worker.V1Outcome{Files: []worker.File{}, Images: []worker.Image{}}
+		if out.Kind != worker.KindOK {
+			v.Error = &worker.ErrorInfo{Type: string(out.Kind), Message: out.Error}
+		}
+	}
+	resp := v1Response{
+		Outcome:         string(out.Kind),
+		Result:          json.RawMessage("null"),
+		Error:           v.Error,
+		Stdout:          out.Stdout,
+		StdoutTruncated: out.StdoutTruncated,
+		Stderr:          out.Stderr,
+		StderrTruncated: out.StderrTruncated,
+		Usage: v1Usage{
+			WallMS:       math.Round(float64(out.Elapsed.Microseconds())/10) / 100, // as wallMS
+			CPUMS:        v.CPUMillis,
+			MemoryPeakMB: v.MemoryPeakMB,
+		},
+		Files:         v.Files,
+		FilesOmitted:  v.FilesOmitted,
+		Images:        v.Images,
+		ImagesOmitted: v.ImagesOmitted,
+	}
+	if out.Kind == worker.KindOK {
+		resp.Result = out.Result
+	}
+	if out.StdoutTruncated {
+		w.Header().Set("X-Stdout-Bytes", strconv.FormatInt(out.StdoutBytes, 10))
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// decodeV1 reads and checks a POST /v1/execute body. Unlike the seed
+// endpoint it rejects unknown fields, so that a misspelt option is an error
+// rather than silently ignored.
+func (s *server) decodeV1(w http.ResponseWriter, r *http.Request) (worker.Job, error) {
+	bad := func(format string, a ...any) (worker.Job, error) {
+		return worker.Job{}, &badRequest{http.StatusBadRequest, fmt.Sprintf(format, a...)}
+	}
+	tooLarge := func(format string, a ...any) (worker.Job, error) {
+		return worker.Job{}, &badRequest{http.StatusRequestEntityTooLarge, fmt.Sprintf(format, a...)}
+	}
+	// Room for JSON escaping of the script and the input, and base64 files.
+	limit := 12*s.cfg.MaxScriptBytes + s.cfg.MaxFilesBytes/3*4 + int64(s.cfg.MaxFiles)*1100 + 64<<10
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return tooLarge("Request too large: the limits are %d bytes of script, %d of input and %d bytes in %d files",
+			s.cfg.MaxScriptBytes, s.cfg.MaxScriptBytes, s.cfg.MaxFilesBytes, s.cfg.MaxFiles)
+	case err != nil:
+		return bad("Could not read the request body")
+	}
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return bad(`Empty request body: send {"script": "..."}`)
+	}
+	if body[0] != '{' {
+		return bad(`Request body must be a JSON object: {"script": "..."}`)
+	}
+	var req v1Request
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			want := map[string]string{"script": "string", "timeout": "number of seconds", "files": "list of {\"path\", \"content\"}",
+				"limits": "object", "limits.memory_mb": "whole number", "limits.stdout_bytes": "whole number"}[typeErr.Field]
+			if want == "" {
+				want = "string"
+			}
+			return bad("Field %q must be a %s", typeErr.Field, want)
+		}
+		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return bad("Unknown field %s: POST /v1/execute takes script, timeout, input, files and limits", f)
+		}
+		return bad("Invalid JSON in request body: %s", err.Error())
+	}
+	if dec.More() {
+		return bad("Invalid JSON in request body: more than one value")
+	}
+	if req.Script == nil {
+		return bad(`Missing required field "script"`)
+	}
+	if n := int64(len(*req.Script)); n > s.cfg.MaxScriptBytes {
+		return tooLarge("Script too large: %d bytes exceeds the script limit of %d bytes", n, s.cfg.MaxScriptBytes)
+	}
+	job := worker.Job{Script: *req.Script, Timeout: s.cfg.DefaultTimeout, V1: &worker.V1Job{}}
+	if req.Timeout != nil {
+		t := *req.Timeout
+		if math.IsNaN(t) || t <= 0 || t > s.cfg.MaxTimeout.Seconds() {
+			return bad("Field \"timeout\" must be more than 0 and at most %g seconds", s.cfg.MaxTimeout.Seconds())
+		}
+		job.Timeout = time.Duration(t * float64(time.Second))
+	}
+	if req.Input != nil {
+		if n := int64(len(req.Input)); n > s.cfg.MaxScriptBytes {
+			return tooLarge("Input too large: %d bytes of JSON exceeds the input limit of %d bytes", n, s.cfg.MaxScriptBytes)
+		}
+		job.V1.Input, job.V1.HasInput = req.Input, true
+	}
+	if len(req.Files) > s.cfg.MaxFiles {
+		return tooLarge("Too many files: %d exceeds the limit of %d", len(req.Files), s.cfg.MaxFiles)
+	}
+	var total int64
+	seen := map[string]bool{}
+	for i, f := range req.Files {
+		if f.Path == nil || f.Content == nil {
+			return bad(`files[%d] must have "path" and "content" (base64)`, i)
+		}
+		if why := badPath(*f.Path); why != "" {
+			return bad("files[%d]: path %q %s", i, *f.Path, why)
+		}
+		if seen[*f.Path] {
+			return bad("files[%d]: path %q appears twice", i, *f.Path)
+		}
+		seen[*f.Path] = true
+		data, err := base64.StdEncoding.DecodeString(*f.Content)
+		if err != nil {
+			return bad("files[%d]: content of %q is not valid base64 (standard alphabet, padded)", i, *f.Path)
+		}
+		if total += int64(len(data)); total > s.cfg.MaxFilesBytes {
+			return tooLarge("Files too large: more than the limit of %d bytes together", s.cfg.MaxFilesBytes)
+		}
+		job.V1.Files = append(job.V1.Files, worker.File{Path: *f.Path, Size: int64(len(data)), Content: *f.Content})
+	}
+	// A file and a directory of the same name cannot both be written.
+	for p := range seen {
+		for d := path.Dir(p); d != "."; d = path.Dir(d) {
+			if seen[d] {
+				return bad("files: %q is both a file and the directory of %q", d, p)
+			}
+		}
+	}
+	if l := req.Limits; l != nil {
+		if m := l.MemoryMB; m != nil {
+			if *m <= 0 || *m > s.cfg.MaxMemoryMB {
+				return bad("Field \"limits.memory_mb\" must be more than 0 and at most the server's %d", s.cfg.MaxMemoryMB)
+			}
+			job.V1.MemoryBytes = *m << 20
+		}
+		if b := l.StdoutBytes; b != nil {
+			if *b <= 0 || *b > s.cfg.MaxStdoutBytes {
+				return bad("Field \"limits.stdout_bytes\" must be more than 0 and at most the server's %d", s.cfg.MaxStdoutBytes)
+			}
+			job.V1.OutputBytes = *b
+		}
+	}
+	return job, nil
+}
+
+// badPath says why p cannot name a file in a job's working directory, or
+// "" when it can: relative, clean, without "." or ".." components.
+func badPath(p string) string {
+	switch {
+	case p == "":
+		return "is empty"
+	case len(p) > 1024:
+		return "is longer than 1024 bytes"
+	case !utf8.ValidString(p) || strings.ContainsAny(p, "\x00\\"):
+		return "must be valid UTF-8 without NUL or backslash"
+	case strings.HasPrefix(p, "/"):
+		return "must be relative to the working directory"
+	}
+	for _, c := range strings.Split(p, "/") {
+		switch {
+		case c == "" || c == ".":
+			return "must not have empty or \".\" components"
+		case c == "..":
+			return "must not have \"..\" components"
+		case len(c) > 255:
+			return "has a component longer than 255 bytes"
+		}
+	}
+	return ""
+}
+
+// wallMS formats a job's wall-clock time in milliseconds, to 0.01 ms, for
+// the X-Execution-Wall-Ms header both execute endpoints set.
+func wallMS(d time.Duration) string {
+	return strconv.FormatFloat(math.Round(float64(d.Microseconds())/10)/100, 'f', -1, 64)
+}
