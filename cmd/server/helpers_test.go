@@ -100,19 +100,7 @@ func (l *logBuffer) String() string {
 // checking that no worker survives, when the test ends.
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
-	s, err := start(args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.stop(); err != nil {
-			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", s.logs)
-		}
-	})
-	return s
+	return startServerAs(t, -1, nil, args...)
 }
 
 var servers atomic.Int64
