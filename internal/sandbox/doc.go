@@ -6,9 +6,10 @@
 // bubblewrap, with a read-only /usr, an empty size-capped /tmp and no network
 // at all. LevelBasic, for hosts that refuse nested sandboxes (Cloud Run gen1,
 // gVisor), runs the interpreter directly with a clean environment, a private
-// scratch directory and, when the server is root, an unprivileged uid. Both
-// levels add the same seccomp filter and rlimits to every job process (see
-// Seccomp and worker.py).
+// scratch directory and, when the server is root, a uid per worker. Both
+// levels add Landlock (LandlockRules: what a job may read and write, no TCP,
+// signals and abstract sockets scoped to the job), the seccomp filter and
+// rlimits to every job process (see Seccomp and worker.py).
 //
 // New probes the host once. It fails closed: when the configuration asks for
 // a level the host cannot give, New returns an error instead of a weaker

@@ -1,12 +1,16 @@
 // Package worker starts and drives one sandboxed Python worker process.
 //
 // A Worker is a template interpreter (python/worker.py) that has imported
-// numpy and pandas and never runs user code itself: for every job it hands the
-// script to a pre-forked, pre-warmed child, and after the job it kills every
-// process the job started, wipes the job's scratch directories and forks the
-// next child. Go talks to it over two pipes (fd 3 in, fd 4 out) carrying
-// length-prefixed JSON frames (see WriteFrame); nothing the script writes to
-// its stdout, stderr or any other fd reaches those pipes.
+// numpy and pandas and never runs user code itself, nor holds a job's data:
+// for every job Run writes the job into a sealed memfd and makes pipes for
+// its stdout, stderr and result, and passes the four descriptors on a unix
+// socket (the worker's fd 6); the template hands them unread to a
+// pre-forked, pre-warmed, already confined child. After the job it kills
+// every process the job started, empties the scratch space and forks the
+// next child. Control frames (length-prefixed JSON, see WriteFrame) travel
+// on two pipes, fd 3 in and fd 4 out: job, started (from then on the job is
+// not safe to retry), cancel, done, ready, fatal. Nothing the script writes
+// reaches those pipes.
 //
 // A Job with V1 set (POST /v1/execute) carries an input for main, files for
 // the job's working directory and lower limits in the job's memfd, beside
