@@ -155,7 +155,9 @@ func fakeWorker(mode string) {
 		case "dieidle": // answers, says ready, then dies while idle
 			answer()
 			send(map[string]string{"type": "ready"})
-			time.Sleep(20 * time.Millisecond)
+			if arg != "now" { // "dieidle:now" dies as soon as it said ready
+				time.Sleep(20 * time.Millisecond)
+			}
 			os.Exit(0)
 		case "dieonce": // answers "survived" once arg exists (see above)
 			answerWith([]byte(`{"result": "survived"}`))

@@ -178,7 +178,20 @@ func (p *Pool) recycle(res *puddle.Resource[*slot]) {
 		p.replace(res, "not_ready")
 		return
 	}
+	p.release(res)
+}
+
+// release makes res's worker idle again. A worker that died while this
+// goroutine held it woke the health check too early, when the worker was not
+// idle to be checked: wake it again now that it is.
+func (p *Pool) release(res *puddle.Resource[*slot]) {
+	w := res.Value().w
 	res.Release()
+	select {
+	case <-w.Died():
+		p.poke()
+	default:
+	}
 }
 
 // replace kills the worker in res's slot and starts another in its place,
@@ -208,7 +221,7 @@ func (p *Pool) replace(res *puddle.Resource[*slot], why string) {
 			return
 		}
 		s.w = w
-		res.Release()
+		p.release(res)
 	}()
 }
 
