@@ -195,20 +195,10 @@ func (s *server) execute(w http.ResponseWriter, r *http.Request) {
 	}
 	log := hlog.FromRequest(r)
 	log.Debug().Str("script", job.Script).Dur("timeout", job.Timeout).Msg("job")
-	out, err := s.runner.Run(r.Context(), job)
-	if err != nil {
-		code, outcome, msg := status(err)
-		setOutcome(r, outcome)
-		if code == http.StatusServiceUnavailable {
-			w.Header().Set("Retry-After", "1")
-		}
-		log.Warn().Err(err).Int("status", code).Msg("job not completed")
-		writeError(w, code, msg, "")
+	out, ok := s.run(w, r, job)
+	if !ok {
 		return
 	}
-	setOutcome(r, string(out.Kind))
-	w.Header().Set("X-Execution-Outcome", string(out.Kind))
-	w.Header().Set("X-Execution-Wall-Ms", wallMS(out.Elapsed))
 	resp := response{Stdout: strings.TrimRight(out.Stdout, "\n"), StdoutTruncated: out.StdoutTruncated}
 	if out.Kind == worker.KindOK {
 		resp.Result = &out.Result
@@ -219,6 +209,27 @@ func (s *server) execute(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Stdout-Bytes", strconv.FormatInt(out.StdoutBytes, 10))
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// run runs job for the request r. When the job did not complete it answers
+// with the one status mapping and returns false; otherwise it sets the
+// outcome headers both execute endpoints send and returns the outcome.
+func (s *server) run(w http.ResponseWriter, r *http.Request, job worker.Job) (worker.Outcome, bool) {
+	out, err := s.runner.Run(r.Context(), job)
+	if err != nil {
+		code, outcome, msg := status(err)
+		setOutcome(r, outcome)
+		if code == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		hlog.FromRequest(r).Warn().Err(err).Int("status", code).Msg("job not completed")
+		writeError(w, code, msg, "")
+		return out, false
+	}
+	setOutcome(r, string(out.Kind))
+	w.Header().Set("X-Execution-Outcome", string(out.Kind))
+	w.Header().Set("X-Execution-Wall-Ms", wallMS(out.Elapsed))
+	return out, true
 }
 
 // status maps a job that did not complete to a status code, an outcome for

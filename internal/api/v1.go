@@ -85,20 +85,10 @@ func (s *server) v1Execute(w http.ResponseWriter, r *http.Request) {
 	}
 	log := hlog.FromRequest(r)
 	log.Debug().Str("script", job.Script).Dur("timeout", job.Timeout).Int("files", len(job.V1.Files)).Msg("v1 job")
-	out, err := s.runner.Run(r.Context(), job)
-	if err != nil {
-		code, outcome, msg := status(err)
-		setOutcome(r, outcome)
-		if code == http.StatusServiceUnavailable {
-			w.Header().Set("Retry-After", "1")
-		}
-		log.Warn().Err(err).Int("status", code).Msg("job not completed")
-		writeError(w, code, msg, "")
+	out, ok := s.run(w, r, job)
+	if !ok {
 		return
 	}
-	setOutcome(r, string(out.Kind))
-	w.Header().Set("X-Execution-Outcome", string(out.Kind))
-	w.Header().Set("X-Execution-Wall-Ms", wallMS(out.Elapsed))
 	v := out.V1
 	if v == nil { // a runner that ignores V1 (tests' fakes)
 		v = &worker.V1Outcome{Files: []worker.File{}, Images: []worker.Image{}}

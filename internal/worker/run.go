@@ -197,7 +197,19 @@ func (w *Worker) send(v any) error {
 }
 
 func (w *Worker) awaitAck() error {
-	timer := time.NewTimer(ackTimeout)
+	err := w.awaitFrame(context.Background(), "started", ackTimeout)
+	if errors.Is(err, ErrUnresponsive) {
+		return fmt.Errorf("%w: no acknowledgement within %s", ErrUnresponsive, ackTimeout)
+	}
+	return err
+}
+
+// awaitFrame reads control frames until one of type want arrives, skipping
+// the "done" of a job that Run answered early. A "fatal" frame, any other
+// frame, the end of the stream, ctx or the timeout end the wait with an
+// error (ErrUnresponsive for the timeout).
+func (w *Worker) awaitFrame(ctx context.Context, want string, timeout time.Duration) error {
+	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for {
 		select {
@@ -206,7 +218,7 @@ func (w *Worker) awaitAck() error {
 				return w.frameErr(f, ok)
 			}
 			switch f.m.Type {
-			case "started":
+			case want:
 				return nil
 			case "done":
 				if w.pendingDone { // the previous job's
@@ -216,9 +228,11 @@ func (w *Worker) awaitAck() error {
 			case "fatal":
 				return fmt.Errorf("%w: %s", ErrProtocol, f.m.Error)
 			}
-			return fmt.Errorf("%w: got %q frame, want started", ErrProtocol, f.m.Type)
+			return fmt.Errorf("%w: got %q frame, want %s", ErrProtocol, f.m.Type, want)
 		case <-timer.C:
-			return fmt.Errorf("%w: no acknowledgement within %s", ErrUnresponsive, ackTimeout)
+			return ErrUnresponsive
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }

@@ -245,32 +245,11 @@ func (w *Worker) Alive() bool {
 // WaitReady blocks until the worker announces a waiting job child, ctx ends
 // or StartTimeout passes. Any error leaves the worker unusable: Kill it.
 func (w *Worker) WaitReady(ctx context.Context) error {
-	timer := time.NewTimer(w.cfg.StartTimeout)
-	defer timer.Stop()
-	for {
-		select {
-		case f, ok := <-w.frames:
-			if !ok || f.err != nil {
-				return w.frameErr(f, ok)
-			}
-			switch f.m.Type {
-			case "ready":
-				return nil
-			case "done":
-				if w.pendingDone {
-					w.pendingDone = false
-					continue
-				}
-			case "fatal":
-				return fmt.Errorf("%w: %s", ErrProtocol, f.m.Error)
-			}
-			return fmt.Errorf("%w: got %q frame, want ready", ErrProtocol, f.m.Type)
-		case <-timer.C:
-			return fmt.Errorf("%w: not ready within %s", ErrUnresponsive, w.cfg.StartTimeout)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	err := w.awaitFrame(ctx, "ready", w.cfg.StartTimeout)
+	if errors.Is(err, ErrUnresponsive) {
+		return fmt.Errorf("%w: not ready within %s", ErrUnresponsive, w.cfg.StartTimeout)
 	}
+	return err
 }
 
 // frame is one control frame from the template, or the error that ended
