@@ -1,12 +1,14 @@
 // Command benchmarks measures python-executor in warm mode (the pool) against
-// cold mode (a fresh interpreter per request, the seed's way), side by side in
-// one run so the machine's noise cancels.
+// cold mode (a fresh interpreter per request, the seed's way) and against the
+// unsafe floor (floor.py: one warm interpreter exec'ing every script, no
+// isolation, what a user would build instead), side by side in one run so the
+// machine's noise cancels.
 //
-// It builds the server, starts one warm and one cold server, and drives each
-// of the seed's scripts at each concurrency for a fixed duration with vegeta,
-// alternating warm and cold. It prints one markdown table: latency
-// percentiles, throughput, errors and CPU per request for both modes and the
-// warm/cold ratios, then start-up time and memory.
+// It builds the server, starts one warm and one cold server and the floor,
+// and drives each of the seed's scripts at each concurrency for a fixed
+// duration with vegeta, alternating between them. It prints one markdown
+// table: latency percentiles, throughput, errors and CPU per request for each
+// and the ratios, then start-up time and memory.
 //
 //	go run ./benchmarks                     # full run (see benchmarks/README.md)
 //	go run ./benchmarks -duration 1s        # the smoke run CI does
@@ -14,6 +16,7 @@ package main
 
 import (
 	"bufio"
+	_ "embed"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -36,6 +39,8 @@ func main() {
 	only := flag.String("scripts", "", "comma-separated script names to run (default all)")
 	poolSize := flag.Int("pool-size", 0, "warm pool size (0 = the server's default)")
 	binary := flag.String("binary", "", "server binary (default: build ./cmd/server)")
+	flag.StringVar(&floorPython, "floor-python", "/usr/bin/python3", "interpreter of the unsafe floor")
+	flag.StringVar(&floorRoot, "floor-root", "", "run the floor's interpreter chrooted in this tree (another Python, e.g. a debootstrapped trixie)")
 	flag.Parse()
 	if err := run(*duration, *concurrency, *only, *poolSize, *binary); err != nil {
 		fmt.Fprintln(os.Stderr, "benchmarks:", err)
@@ -89,21 +94,28 @@ func run(duration time.Duration, concurrency, only string, poolSize int, binary 
 		return err
 	}
 	defer cold.stop()
+	floor, err := startFloor()
+	if err != nil {
+		return err
+	}
+	defer floor.stop()
 	time.Sleep(500 * time.Millisecond) // let the pool settle before measuring memory
 	warmPSS, workers := treePSS(warm.cmd.Process.Pid), warm.workers
 	serverPSS := pss(warm.cmd.Process.Pid)
 
 	fmt.Printf("Machine: %d CPUs, %s/%s, %s. Each cell: %s of closed-loop load.\n\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, cpuModel(), duration)
-	fmt.Println("| script | conc | warm p50 | warm p90 | warm p99 | warm req/s | warm err | warm CPU/req | cold p50 | cold p90 | cold p99 | cold req/s | cold err | cold CPU/req | p50 cold/warm | req/s warm/cold |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| script | conc | warm p50 | warm p90 | warm p99 | warm req/s | warm err | warm CPU/req | cold p50 | cold p90 | cold p99 | cold req/s | cold err | cold CPU/req | p50 cold/warm | req/s warm/cold | floor p50 | floor req/s | floor err | floor CPU/req | CPU/req warm/floor |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, sc := range scripts {
 		for _, c := range concs {
 			w := attack(warm, sc, c, duration)
 			k := attack(cold, sc, c, duration)
-			fmt.Printf("| %s | %d | %s | %s | %s | %.1f | %d | %s | %s | %s | %s | %.1f | %d | %s | %.0fx | %.1fx |\n",
+			f := attack(floor, sc, c, duration)
+			fmt.Printf("| %s | %d | %s | %s | %s | %.1f | %d | %s | %s | %s | %s | %.1f | %d | %s | %.0fx | %.1fx | %s | %.1f | %d | %s | %.0fx |\n",
 				sc.name, c, ms(w.p50), ms(w.p90), ms(w.p99), w.rps, w.errors, ms(w.cpuPerReq),
 				ms(k.p50), ms(k.p90), ms(k.p99), k.rps, k.errors, ms(k.cpuPerReq),
-				ratio(float64(k.p50), float64(w.p50)), ratio(w.rps, k.rps))
+				ratio(float64(k.p50), float64(w.p50)), ratio(w.rps, k.rps),
+				ms(f.p50), f.rps, f.errors, ms(f.cpuPerReq), ratio(float64(w.cpuPerReq), float64(f.cpuPerReq)))
 		}
 	}
 	fmt.Printf("\nOpen loop at %d req/s (uncontended latency; closed-loop rows above saturate the CPUs):\n\n", openRate)
@@ -278,6 +290,42 @@ func startServer(binary string, args ...string) (*server, error) {
 		cmd.Process.Kill()
 		return nil, fmt.Errorf("server %v did not start", args)
 	}
+}
+
+//go:embed floor.py
+var floorSource string
+
+var floorPython, floorRoot string
+
+// startFloor starts the unsafe floor (floor.py) in a cgroup of its own.
+func startFloor() (*server, error) {
+	start := time.Now()
+	cg := newCgroup()
+	argv := []string{floorPython, "-c", floorSource}
+	if floorRoot != "" {
+		argv = append([]string{"chroot", floorRoot}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	if cg != "" {
+		cmd = exec.Command("/bin/sh", append([]string{"-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, cg}, argv...)...)
+	}
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
+	if err != nil || !ok {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, fmt.Errorf("the floor did not start: %q %v", line, err)
+	}
+	return &server{cmd: cmd, url: "http://" + addr, cgroup: cg, startup: time.Since(start)}, nil
 }
 
 func (s *server) stop() {

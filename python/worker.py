@@ -10,10 +10,11 @@ UTF-8 JSON.
 Lifecycle:
   1. The server sends a config frame (limits, seccomp program, Landlock
      rules, warm flag).
-  2. The template imports numpy and pandas (warm mode) and forks two job
-     children that block until they get a job: one that first warms its
-     inherited pages with a seed-like numpy/pandas script, one plain. Then it
-     sends {"type": "ready"}. (Cold mode: no imports, one plain child, and
+  2. The template imports numpy and pandas (warm mode), runs a seed-like
+     warm-up script once, and forks two job children that block until they
+     get a job: one for numpy/pandas scripts, which first copies the pages
+     such a script writes (see WarmPages), one plain. Then it sends
+     {"type": "ready"}. (Cold mode: no imports, one plain child, and
      the template exits after one job.)
   3. For each job the server sends a frame {"timeout_ms", "warm"} and, on
      fd 6, four descriptors: a sealed memfd holding the job (script, nonce;
@@ -42,6 +43,7 @@ import gc
 import io
 import json
 import os
+import resource
 import selectors
 import signal
 import socket
@@ -49,6 +51,7 @@ import stat
 import struct
 import sys
 import time
+import traceback
 
 CTL_IN, CTL_OUT, JOB_FDS = 3, 4, 6
 HEADER = struct.Struct(">I")
@@ -369,7 +372,6 @@ def check_arity(main, has_input):
 
 
 def syntax_info(e):
-    import traceback
     tb = "".join(traceback.format_exception_only(type(e), e))
     return {"type": type(e).__name__, "message": e.msg, "line": e.lineno, "traceback": tb}
 
@@ -378,7 +380,6 @@ def exception_info(e, described, script):
     """The exception's type, message, the line of the script it was raised
     from (its innermost frame in the script) and a traceback of the script's
     own frames only: none of the service's, nor of the libraries it called."""
-    import traceback
     name = type(e).__name__
     msg = described[len(name) + 2:] if described.startswith(name + ": ") else (
         "" if described == name else described)
@@ -527,7 +528,6 @@ def read_path(path, limit):
 
 
 def usage_base():
-    import resource
     s = resource.getrusage(resource.RUSAGE_SELF)
     c = resource.getrusage(resource.RUSAGE_CHILDREN)
     return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
@@ -555,7 +555,6 @@ def usage(base):
     """CPU time of the job process and the processes it waited for since the
     job arrived, and the peak resident memory of the largest of them (which
     for the job process includes the pages it shares with the template)."""
-    import resource
     s = resource.getrusage(resource.RUSAGE_SELF)
     c = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime - base
@@ -602,7 +601,6 @@ def warm_child():
 def set_limits(cfg, timeout_s, statm):
     """Applies the job's rlimits. statm is an fd on /proc/self/statm, opened
     before Landlock, which may hide /proc."""
-    import resource
     lim = [
         (resource.RLIMIT_CORE, 0),
         (resource.RLIMIT_NOFILE, cfg["nofile"]),
@@ -674,15 +672,14 @@ def child_main(cfg, warm, sock, scratch):
             pass
         for fd in (CTL_IN, CTL_OUT, JOB_FDS):
             os.close(fd)
-        if warm:
-            warm_child()
+        ready = warm_up(sock) if warm else b"W"
         fresh_scratch(scratch)
         reseed()
         statm = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
         prctl(PR_SET_NO_NEW_PRIVS, 1)
         install_landlock(cfg["landlock"], cfg["landlock_abi"], [scratch])
         install_seccomp(cfg["seccomp"])
-        sock.send(b"W")  # the template may announce it ready
+        sock.send(ready)  # the template may announce it ready
         msg, fds, _, _ = socket.recv_fds(sock, 16, 4)
         if not msg or len(fds) != 4:
             os._exit(0)  # the template let this child go unused
@@ -763,6 +760,143 @@ def end_output():
             pass
 
 
+# ------------------------------------------------------ forks and warm pages
+
+MADV_POPULATE_WRITE = 23  # Linux 5.14
+PAGE = os.sysconf("SC_PAGE_SIZE")
+libc.fork.restype = ctypes.c_int
+libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+
+
+def fork():
+    """fork(2) without CPython's at-fork machinery, while this process runs
+    a single Python thread (the template always does).
+
+    os.fork() re-initialises the runtime's locks in the child and runs every
+    os.register_at_fork hook (threading's, random's, logging's...): Python
+    code whose first touches cost the child about 200 copy-on-write page
+    faults, measured here as two thirds of a bare fork-and-exit's CPU. With
+    one thread no lock is held across the fork, so there is nothing to
+    re-initialise; the child reseeds its generators itself (reseed), and
+    glibc's own atfork handlers (malloc's, OpenBLAS's thread pool) still run."""
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1:
+        return os.fork()
+    pid = libc.fork()
+    if pid < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return pid
+
+
+class WarmPages:
+    """Which of the template's pages a seed-like job writes, so that a
+    waiting child can copy them in one madvise(MADV_POPULATE_WRITE) per run
+    of pages instead of running the warm-up script, which takes the same
+    copy-on-write faults one trap at a time and runs Python besides.
+
+    A probe child (the first warm child, then every REFRESH-th) runs the
+    warm-up script and reports the pages it now maps exclusively, read from
+    /proc/self/pagemap. Probes run only our own code, before any job. Where
+    the kernel lacks MADV_POPULATE_WRITE or pagemap (before 5.14, gVisor),
+    every warm child runs the script as before."""
+
+    REFRESH = 64
+    MAX_BYTES = 64 << 20
+
+    def __init__(self):
+        self.ranges = None  # [(address, length)], from the last probe
+        self.forks = 0
+        self.supported = populate_supported()
+
+    def probe_due(self):
+        """Counts a warm fork; whether it should probe."""
+        self.forks += 1
+        return self.supported and (self.ranges is None or self.forks % self.REFRESH == 0)
+
+    def update(self, ranges):
+        total = 0
+        kept = []
+        for addr, length in ranges:
+            total += length
+            if total > self.MAX_BYTES:
+                break
+            kept.append((addr, length))
+        self.ranges = kept or None
+
+
+def populate_supported():
+    buf = ctypes.create_string_buffer(2 * PAGE)
+    addr = (ctypes.addressof(buf) + PAGE - 1) // PAGE * PAGE
+    return libc.madvise(addr, PAGE, MADV_POPULATE_WRITE) == 0
+
+
+def populate(ranges):
+    """Copies the given pages into this process now, as writes would."""
+    for addr, length in ranges:
+        libc.madvise(addr, length, MADV_POPULATE_WRITE)  # a range gone since the probe: ignored
+
+
+def written_pages():
+    """Runs of pages this process maps exclusively (written since the fork,
+    or new) in its private writable mappings, adjacent runs and one-page
+    gaps merged: [(address, length)]."""
+    import numpy as np
+    # A non-dumpable process's /proc files are root's: be dumpable for as
+    # long as opening them takes (the access check happens at open). No job
+    # exists yet, and seccomp and Landlock keep other jobs from ptrace.
+    prctl(PR_SET_DUMPABLE, 1)
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            fd = os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
+            maps = f.read().splitlines()
+    finally:
+        prctl(PR_SET_DUMPABLE, 0)
+    runs = []
+    try:
+        for line in maps:
+            f = line.split()
+            if f[1][1:2] != b"w" or f[1][3:4] != b"p" or (len(f) > 5 and f[5] == b"[stack]"):
+                continue
+            lo, hi = (int(x, 16) for x in f[0].split(b"-"))
+            if hi - lo > 1 << 30:
+                continue
+            ents = np.frombuffer(os.pread(fd, (hi - lo) // PAGE * 8, lo // PAGE * 8), dtype=np.uint64)
+            present_exclusive = ((ents >> np.uint64(63)) & (ents >> np.uint64(56)) & np.uint64(1)).astype(np.int8)
+            edges = np.flatnonzero(np.diff(np.concatenate(([0], present_exclusive, [0]))))
+            for s, e in zip(edges[0::2].tolist(), edges[1::2].tolist()):
+                addr = lo + s * PAGE
+                if runs and addr - (runs[-1][0] + runs[-1][1]) <= PAGE:
+                    runs[-1][1] = addr + (e - s) * PAGE - runs[-1][0]
+                else:
+                    runs.append([addr, (e - s) * PAGE])
+    finally:
+        os.close(fd)
+    return runs
+
+
+WARM = None  # WarmPages, in warm mode where the kernel supports it
+
+
+def warm_up(sock):
+    """A warm child's preparation for a numpy/pandas job: copy the pages a
+    seed-like job writes, or run the warm-up script (and, as a probe, report
+    what it wrote). Returns the message that announces the child ready."""
+    if WARM is not None and WARM.ranges is not None and not PROBE:
+        populate(WARM.ranges)
+        return b"W"
+    warm_child()
+    if WARM is not None and PROBE:
+        try:
+            return b"W" + json.dumps(written_pages()).encode()
+        except (OSError, ValueError):
+            pass
+    return b"W"
+
+
+PROBE = False  # set in the template before forking a probe child
+
+
 # ---------------------------------------------------------------- template
 
 
@@ -785,16 +919,21 @@ class Child:
 
 
 def fork_child(cfg, warm):
+    global PROBE
     mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     scratch = os.path.join(cfg["scratch"][0], "job-" + os.urandom(6).hex())
-    pid = os.fork()
+    PROBE = warm and WARM is not None and WARM.probe_due()
+    pid = fork()
     if pid == 0:
         mine.close()
         child_main(cfg, warm, theirs, scratch)
     theirs.close()
     child = Child(pid, mine, scratch)
-    if mine.recv(1) != b"W":
+    msg = mine.recv(4 << 20)
+    if msg[:1] != b"W":
         raise RuntimeError("job process died while warming up")
+    if len(msg) > 1:
+        WARM.update(json.loads(msg[1:]))
     return child
 
 
@@ -1238,6 +1377,7 @@ def self_test(cfg):
 
 
 def main():
+    global WARM
     os.umask(0o077)
     try:
         os.close(5)  # the program's own source, already read
@@ -1264,6 +1404,11 @@ def main():
             import numpy  # noqa: F401
             import pandas  # noqa: F401
             preload_matplotlib(cfg["scratch"][0])
+            # Run the warm-up script here once, so that what a first
+            # DataFrame initialises lazily (caches, lazy imports) is the
+            # template's and every child inherits it.
+            warm_child()
+            WARM = WarmPages()
         # Reseeding once here loads what reseeding needs, so that each job
         # child only rewrites its generators' state.
         reseed()
