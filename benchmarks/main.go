@@ -234,6 +234,10 @@ func newCgroup() string {
 func startServer(binary string, args ...string) (*server, error) {
 	start := time.Now()
 	cg := newCgroup()
+	// Worker uids of its own (used when root): a root server sweeps its
+	// range, which would kill the workers of another server sharing it.
+	uid := strconv.Itoa(400000 + (os.Getpid()%1024)*1024 + cgroups*64)
+	args = append(args, "--worker-uid", uid, "--worker-gid", uid, "--worker-uids", "64")
 	cmd := exec.Command(binary, append([]string{"--addr", "127.0.0.1:0"}, args...)...)
 	if cg != "" {
 		// Enter the cgroup before exec, so every worker is born inside it.
