@@ -50,6 +50,7 @@ import socket
 import stat
 import struct
 import sys
+import threading
 import time
 import traceback
 
@@ -672,7 +673,7 @@ def child_main(cfg, warm, sock, scratch):
             pass
         for fd in (CTL_IN, CTL_OUT, JOB_FDS):
             os.close(fd)
-        ready = warm_up(sock) if warm else b"W"
+        ready = in_background(warm_up) if warm else b"W"
         fresh_scratch(scratch)
         reseed()
         statm = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
@@ -779,8 +780,7 @@ def fork():
     one thread no lock is held across the fork, so there is nothing to
     re-initialise; the child reseeds its generators itself (reseed), and
     glibc's own atfork handlers (malloc's, OpenBLAS's thread pool) still run."""
-    threading = sys.modules.get("threading")
-    if threading is not None and threading.active_count() > 1:
+    if threading.active_count() > 1:
         return os.fork()
     pid = libc.fork()
     if pid < 0:
@@ -878,7 +878,7 @@ def written_pages():
 WARM = None  # WarmPages, in warm mode where the kernel supports it
 
 
-def warm_up(sock):
+def warm_up():
     """A warm child's preparation for a numpy/pandas job: copy the pages a
     seed-like job writes, or run the warm-up script (and, as a probe, report
     what it wrote). Returns the message that announces the child ready."""
@@ -892,6 +892,35 @@ def warm_up(sock):
         except (OSError, ValueError):
             pass
     return b"W"
+
+
+def in_background(fn):
+    """Runs fn in a thread of its own at nice 19, waits for it and returns
+    what it returned. A child prepares itself after the previous job's
+    answer, while another worker may be running the next job: at nice 19 it
+    gets a sixty-eighth of the CPU a job at nice 0 gets beside it, and all
+    of it when no job wants it. A thread's nice value is its own, so the
+    main thread, which will run the job, stays at 0 (coming back up from 19
+    would take privileges or an RLIMIT_NICE a server rarely has).
+
+    Not SCHED_IDLE: jobs that keep every CPU busy for their whole time limit
+    would then hold the other workers' preparation back for as long, where
+    nice 19 still finishes it in a fraction of a second."""
+    out = []
+
+    def run():
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except OSError:
+            pass
+        out.append(fn())
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    if not out:
+        raise RuntimeError("warming up failed")
+    return out[0]
 
 
 PROBE = False  # set in the template before forking a probe child
