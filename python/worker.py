@@ -804,10 +804,16 @@ class WarmPages:
     REFRESH = 64
     MAX_BYTES = 64 << 20
 
-    def __init__(self):
+    def __init__(self, cfg):
         self.ranges = None  # [(address, length)], from the last probe
         self.forks = 0
-        self.supported = populate_supported()
+        # A probe child is dumpable while it opens its own pagemap. No other
+        # job may be able to open its /proc files in that moment: only
+        # probe where another worker's jobs cannot see it (a pid namespace:
+        # this template is its init), cannot reach it (another uid), or
+        # cannot ptrace out of their Landlock domain.
+        private = os.getpid() == 1 or cfg.get("own_uid") or cfg.get("landlock_abi", 0) >= 1
+        self.supported = bool(private) and populate_supported()
 
     def probe_due(self):
         """Counts a warm fork; whether it should probe."""
@@ -844,7 +850,8 @@ def written_pages():
     import numpy as np
     # A non-dumpable process's /proc files are root's: be dumpable for as
     # long as opening them takes (the access check happens at open). No job
-    # exists yet, and seccomp and Landlock keep other jobs from ptrace.
+    # of this worker exists yet; WarmPages probes only where no other
+    # worker's job can open these files either.
     prctl(PR_SET_DUMPABLE, 1)
     try:
         with open("/proc/self/maps", "rb") as f:
@@ -1437,7 +1444,7 @@ def main():
             # DataFrame initialises lazily (caches, lazy imports) is the
             # template's and every child inherits it.
             warm_child()
-            WARM = WarmPages()
+            WARM = WarmPages(cfg)
         # Reseeding once here loads what reseeding needs, so that each job
         # child only rewrites its generators' state.
         reseed()
