@@ -579,7 +579,14 @@ def main():
 """
 
 
-def warm_child():
+PLAIN_SCRIPT = """
+def main():
+    print("warming")
+    return {"message": "warm", "value": 42}
+"""
+
+
+def warm_child(script=WARM_SCRIPT):
     """Runs a script like the seed's through the job path, so that the pages a
     typical job touches are already faulted in when the job arrives.
 
@@ -590,7 +597,7 @@ def warm_child():
     saved = sys.stdout
     sys.stdout = io.StringIO()
     try:
-        run_script(WARM_SCRIPT, {"memory_bytes": 0, "nproc": 0, "fsize_bytes": 0, "nofile": 0,
+        run_script(script, {"memory_bytes": 0, "nproc": 0, "fsize_bytes": 0, "nofile": 0,
                                  "result_limit": 1 << 20})
     except Exception:
         pass
@@ -673,9 +680,8 @@ def child_main(cfg, warm, sock, scratch):
             pass
         for fd in (CTL_IN, CTL_OUT, JOB_FDS):
             os.close(fd)
-        ready = in_background(warm_up) if warm else b"W"
+        ready = in_background(lambda: warm_up(warm))
         fresh_scratch(scratch)
-        reseed()
         statm = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
         prctl(PR_SET_NO_NEW_PRIVS, 1)
         install_landlock(cfg["landlock"], cfg["landlock_abi"], [scratch])
@@ -882,18 +888,25 @@ def written_pages():
     return runs
 
 
-WARM = None  # WarmPages, in warm mode where the kernel supports it
+WARM = {}  # warm (numpy/pandas) or not: WarmPages, in warm mode where the kernel supports it
 
 
-def warm_up():
-    """A warm child's preparation for a numpy/pandas job: copy the pages a
-    seed-like job writes, or run the warm-up script (and, as a probe, report
-    what it wrote). Returns the message that announces the child ready."""
-    if WARM is not None and WARM.ranges is not None and not PROBE:
-        populate(WARM.ranges)
+def warm_up(warm):
+    """A child's preparation for its kind of job (numpy/pandas or plain
+    Python), and its reseeding: copy the pages such a job writes, or run the
+    warm-up script (and, as a probe, report what it wrote). Plain children
+    that cannot copy pages skip the script. Returns the message that
+    announces the child ready."""
+    pages = WARM.get(warm)
+    if pages is not None and pages.ranges is not None and not PROBE:
+        populate(pages.ranges)
+        reseed()
         return b"W"
-    warm_child()
-    if WARM is not None and PROBE:
+    probe = pages is not None and PROBE
+    if warm or probe:
+        warm_child(WARM_SCRIPT if warm else PLAIN_SCRIPT)
+    reseed()
+    if probe:
         try:
             return b"W" + json.dumps(written_pages()).encode()
         except (OSError, ValueError):
@@ -958,7 +971,8 @@ def fork_child(cfg, warm):
     global PROBE
     mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     scratch = os.path.join(cfg["scratch"][0], "job-" + os.urandom(6).hex())
-    PROBE = warm and WARM is not None and WARM.probe_due()
+    pages = WARM.get(warm)
+    PROBE = pages is not None and pages.probe_due()
     pid = fork()
     if pid == 0:
         mine.close()
@@ -969,7 +983,7 @@ def fork_child(cfg, warm):
     if msg[:1] != b"W":
         raise RuntimeError("job process died while warming up")
     if len(msg) > 1:
-        WARM.update(json.loads(msg[1:]))
+        pages.update(json.loads(msg[1:]))
     return child
 
 
@@ -1444,7 +1458,7 @@ def main():
             # DataFrame initialises lazily (caches, lazy imports) is the
             # template's and every child inherits it.
             warm_child()
-            WARM = WarmPages(cfg)
+            WARM = {True: WarmPages(cfg), False: WarmPages(cfg)}
         # Reseeding once here loads what reseeding needs, so that each job
         # child only rewrites its generators' state.
         reseed()
