@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog/hlog"
 
 	"github.com/python-executor/python-executor/internal/metrics"
+	"github.com/python-executor/python-executor/internal/playground"
 	"github.com/python-executor/python-executor/internal/pool"
 	"github.com/python-executor/python-executor/internal/worker"
 )
@@ -50,6 +51,8 @@ type Config struct {
 	MaxFilesBytes  int64
 	MaxMemoryMB    int64
 	MaxStdoutBytes int64
+	// Playground serves the playground page at GET / (package playground).
+	Playground bool
 }
 
 // Handler returns the service's HTTP handler.
@@ -57,9 +60,10 @@ func Handler(cfg Config, runner Runner, log zerolog.Logger) http.Handler {
 	s := &server{cfg: cfg, runner: runner}
 	r := chi.NewRouter()
 	r.Use(linger, hlog.NewHandler(log), requestID, accessLog(cfg.Metrics), middleware.Recoverer)
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "Not found: "+r.URL.Path, "")
 	})
+	r.NotFound(notFound)
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "Method not allowed: "+r.Method+" "+r.URL.Path, "")
 	})
@@ -73,6 +77,13 @@ func Handler(cfg Config, runner Runner, log zerolog.Logger) http.Handler {
 	r.With(keys.middleware).Post("/execute", s.execute)
 	r.With(keys.middleware).Post("/v1/execute", s.v1Execute)
 	r.Get("/openapi.json", s.openapi)
+	if cfg.Playground {
+		page := playground.Handler(notFound)
+		for _, m := range []string{http.MethodGet, http.MethodHead} {
+			r.Method(m, "/", page)
+			r.Method(m, "/playground/*", page)
+		}
+	}
 	return r
 }
 
