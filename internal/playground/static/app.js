@@ -11,10 +11,12 @@ let running = null; // the AbortController of the job in flight
 let fileURLs = []; // blob: URLs of the last run's files, revoked on the next
 
 // Content-Security-Policy violations, for the browser test to see.
-const violations = [];
+window.cspViolations = [];
 document.addEventListener("securitypolicyviolation", (e) => {
-  violations.push(`${e.effectiveDirective} ${e.blockedURI}`);
-  document.body.dataset.cspViolations = violations.join("; ");
+  window.cspViolations.push({
+    directive: e.effectiveDirective, blocked: e.blockedURI, source: `${e.sourceFile}:${e.lineNumber}`,
+    inEditor: e.target instanceof Element && e.target.closest(".cm-content") !== null,
+  });
 });
 
 const editor = createEditor($("editor"), {
