@@ -178,6 +178,33 @@ func TestPlayground(t *testing.T) {
 		t.Errorf("typed script's stdout %q, stderr %q", out, errOut)
 	}
 
+	// The share link holds the script: opened afresh, it runs the same.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#share"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := poll(ctx, `document.getElementById("share-link").value.includes("#z=")`); err != nil {
+		t.Fatalf("no share link: %v", err)
+	}
+	link := eval[string](t, ctx, `document.getElementById("share-link").value`)
+	if !strings.HasPrefix(link, shared.URL+"/#z=") {
+		t.Fatalf("share link %q", link)
+	}
+	checkPolicy(t, ctx) // before leaving the page
+	err := chromedp.Do(ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(link))
+	if err == nil {
+		err = poll(ctx, `document.body.dataset.ready === "true"`)
+	}
+	if err == nil {
+		err = chromedp.Do(ctx, chromedp.Click(testID("run")))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRun(t, ctx)
+	if diff := cmp.Diff(map[string]any{"n": 42.0}, jsonOf(t, pageText(t, ctx, "result"))); diff != "" {
+		t.Errorf("shared script's result (-want +got):\n%s", diff)
+	}
+
 	// An exception: the error names it, and its line is marked.
 	typeScript(t, ctx, "def main():\n    x = 1\n    return x / 0\n")
 	waitRun(t, ctx)
@@ -188,7 +215,7 @@ func TestPlayground(t *testing.T) {
 
 	// Output arrives while the job runs, and Stop cancels it.
 	typeScript(t, ctx, "import time\n\ndef main():\n    print('first')\n    time.sleep(25)\n    return 1\n")
-	err := poll(ctx, `document.querySelector('[data-testid="stdout"]').textContent === "first\n" &&
+	err = poll(ctx, `document.querySelector('[data-testid="stdout"]').textContent === "first\n" &&
 		document.querySelector('[data-testid="run"]').textContent === "Stop"`)
 	if err == nil {
 		err = chromedp.Do(ctx, chromedp.Click(testID("run")))
@@ -202,11 +229,25 @@ func TestPlayground(t *testing.T) {
 	}
 
 	// Nothing left the page's origin, and the policy blocked nothing.
+	executes := 0
 	for _, u := range requests() {
 		if !strings.HasPrefix(u, shared.URL+"/") && !strings.HasPrefix(u, "data:") {
 			t.Errorf("the page requested %s", u)
 		}
+		if u == shared.URL+"/v1/execute" {
+			executes++
+		}
 	}
+	if executes != 5 { // else the listener missed requests
+		t.Errorf("saw %d requests to /v1/execute, want 5", executes)
+	}
+	checkPolicy(t, ctx)
+}
+
+// checkPolicy fails the test if the page's Content-Security-Policy blocked
+// anything since the page was loaded.
+func checkPolicy(t *testing.T, ctx context.Context) {
+	t.Helper()
 	// Input.insertText with newlines makes Chromium's own editing code add
 	// style attributes to the editor's lines, which the policy blocks and
 	// CodeMirror replaces at once; typing and pasting do not.
@@ -252,7 +293,7 @@ func TestPlaygroundScreenshots(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitRun(t, ctx)
-			png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+			png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -109,6 +109,8 @@ async function run() {
   const ctrl = new AbortController();
   setRunning(ctrl);
   $("status").textContent = "Running…";
+  // One column (a phone): bring the output into view.
+  if (matchMedia("(max-width: 820px)").matches) $("out-heading").scrollIntoView({ behavior: "smooth", block: "start" });
   const started = performance.now();
   try {
     const resp = await fetch("/v1/execute", { method: "POST", headers, body: JSON.stringify(body), signal: ctrl.signal });
