@@ -23,9 +23,9 @@ import (
 // PYEXEC_SCREENSHOTS to a directory to also get screenshots of the page in
 // light and dark themes and at a phone's width.
 
-// browser starts headless Chromium for one test, with the page open, and
-// records every request the page makes.
-func browser(t *testing.T, width, height int64) (context.Context, func() []string) {
+// browser starts headless Chromium for one test, with the page of the
+// server at url open, and records every request the page makes.
+func browser(t *testing.T, url string, width, height int64) (context.Context, func() []string) {
 	t.Helper()
 	path := ""
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
@@ -65,7 +65,7 @@ func browser(t *testing.T, width, height int64) (context.Context, func() []strin
 		viewport = append(viewport, chromedp.EmulateMobile, chromedp.EmulateTouch)
 	}
 	err = chromedp.Do(ctx, chromedp.EmulateViewport(width, height, viewport...),
-		chromedp.Navigate(shared.URL+"/"),
+		chromedp.Navigate(url+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="script"]`)))
 	if err == nil {
 		err = poll(ctx, `document.body.dataset.ready === "true"`)
@@ -153,7 +153,7 @@ func jsonOf(t *testing.T, s string) any {
 }
 
 func TestPlayground(t *testing.T) {
-	ctx, requests := browser(t, 1280, 900)
+	ctx, requests := browser(t, shared.URL, 1280, 900)
 
 	// Pick an example and run it with the button.
 	pickExample(t, ctx, "seed-3-print-statements")
@@ -257,6 +257,33 @@ func checkPolicy(t *testing.T, ctx context.Context) {
 	}
 }
 
+// TestPlaygroundAPIKey: on a server that requires keys the page asks for
+// one and sends it.
+func TestPlaygroundAPIKey(t *testing.T) {
+	if binary == "" {
+		t.Skip("starts a server of its own")
+	}
+	s := startServer(t, "--pool-size", "1", "--api-keys", "k1")
+	ctx, _ := browser(t, s.URL, 1280, 900)
+	if err := poll(ctx, `!document.getElementById("key-field").hidden`); err != nil {
+		t.Fatalf("no API key field: %v", err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(testID("run"))); err != nil {
+		t.Fatal(err)
+	}
+	waitRun(t, ctx)
+	if msg := pageText(t, ctx, "error"); !strings.Contains(msg, "HTTP 401") {
+		t.Errorf("without a key: error %q", msg)
+	}
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS("#api-key"), "k1"), chromedp.Click(testID("run"))); err != nil {
+		t.Fatal(err)
+	}
+	waitRun(t, ctx)
+	if diff := cmp.Diff(map[string]any{"message": "Hello, World!", "value": 42.0}, jsonOf(t, pageText(t, ctx, "result"))); diff != "" {
+		t.Errorf("with the key (-want +got):\n%s", diff)
+	}
+}
+
 // TestPlaygroundScreenshots saves screenshots for a person to look at, when
 // PYEXEC_SCREENSHOTS names a directory: light and dark themes after running
 // the plot example, and a phone-sized screen.
@@ -280,7 +307,7 @@ func TestPlaygroundScreenshots(t *testing.T) {
 		{"phone-dark", 390, 844, "dark", "file-write-a-csv-to-download"},
 	} {
 		t.Run(shot.name, func(t *testing.T) {
-			ctx, _ := browser(t, shot.width, shot.height)
+			ctx, _ := browser(t, shared.URL, shot.width, shot.height)
 			eval[any](t, ctx, `localStorage.setItem("theme", "`+shot.theme+`")`)
 			if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
 				t.Fatal(err)

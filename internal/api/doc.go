@@ -5,8 +5,9 @@
 // GET /openapi.json, the embedded OpenAPI 3.1 document of all of them, and
 // the playground page (package playground) at GET /.
 //
-// Every response but the page and the event streams is JSON. Every error, including a bad request, a wrong
-// method or an overloaded server, has the shape {"error": "...", "stdout": "..."}.
+// Every response but the page and the event streams is JSON. Every error,
+// including a bad request, a wrong method or an overloaded server, has the
+// shape {"error": "...", "stdout": "..."}.
 // One function, status, maps outcomes and errors to HTTP status codes; the
 // README documents the table. Clients never see Go error text, paths or pids;
 // the log does.

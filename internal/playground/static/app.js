@@ -271,9 +271,10 @@ async function serverInfo() {
   try {
     const info = await (await fetch("/info")).json();
     $("key-field").hidden = !info.auth;
-    if (info.max_timeout_s) {
-      $("timeout").max = info.max_timeout_s;
-      $("timeout").placeholder = `default ${info.default_timeout_s} s, at most ${info.max_timeout_s}`;
+    const lim = info.limits || {};
+    if (lim.max_timeout_s) {
+      $("timeout").max = lim.max_timeout_s;
+      $("timeout").placeholder = `default ${lim.default_timeout_s}, at most ${lim.max_timeout_s}`;
     }
   } catch { /* the fields keep their defaults */ }
 }
