@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/network"
@@ -23,9 +24,9 @@ import (
 // PYEXEC_SCREENSHOTS to a directory to also get screenshots of the page in
 // light and dark themes and at a phone's width.
 
-// browser starts headless Chromium for one test, with the page of the
+// openPage starts headless Chromium for one test, with the page of the
 // server at url open, and records every request the page makes.
-func browser(t *testing.T, url string, width, height int64) (context.Context, func() []string) {
+func openPage(t *testing.T, url string, width, height int64) (context.Context, func() []string) {
 	t.Helper()
 	path := ""
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
@@ -153,7 +154,7 @@ func jsonOf(t *testing.T, s string) any {
 }
 
 func TestPlayground(t *testing.T) {
-	ctx, requests := browser(t, shared.URL, 1280, 900)
+	ctx, requests := openPage(t, shared.URL, 1280, 900)
 
 	// Pick an example and run it with the button.
 	pickExample(t, ctx, "seed-3-print-statements")
@@ -205,6 +206,26 @@ func TestPlayground(t *testing.T) {
 		t.Errorf("shared script's result (-want +got):\n%s", diff)
 	}
 
+	// Files the job wrote are offered as downloads.
+	downloads := t.TempDir()
+	allowDownloads := chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+			Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads})
+		return err
+	})
+	pickExample(t, ctx, "file-write-a-csv-to-download")
+	if err := chromedp.Do(ctx, allowDownloads, chromedp.Click(testID("run"))); err != nil {
+		t.Fatal(err)
+	}
+	waitRun(t, ctx)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#files a[download="report.csv"]`))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "report.csv to be downloaded", func() bool {
+		b, err := os.ReadFile(filepath.Join(downloads, "report.csv"))
+		return err == nil && strings.HasPrefix(string(b), "month,total,share\njan,3,")
+	})
+
 	// An exception: the error names it, and its line is marked.
 	typeScript(t, ctx, "def main():\n    x = 1\n    return x / 0\n")
 	waitRun(t, ctx)
@@ -238,8 +259,9 @@ func TestPlayground(t *testing.T) {
 			executes++
 		}
 	}
-	if executes != 5 { // else the listener missed requests
-		t.Errorf("saw %d requests to /v1/execute, want 5", executes)
+	// One per run: the listener saw them all, and Ctrl+Enter runs once.
+	if executes != 6 {
+		t.Errorf("saw %d requests to /v1/execute, want 6", executes)
 	}
 	checkPolicy(t, ctx)
 }
@@ -264,7 +286,7 @@ func TestPlaygroundAPIKey(t *testing.T) {
 		t.Skip("starts a server of its own")
 	}
 	s := startServer(t, "--pool-size", "1", "--api-keys", "k1")
-	ctx, _ := browser(t, s.URL, 1280, 900)
+	ctx, _ := openPage(t, s.URL, 1280, 900)
 	if err := poll(ctx, `!document.getElementById("key-field").hidden`); err != nil {
 		t.Fatalf("no API key field: %v", err)
 	}
@@ -307,7 +329,7 @@ func TestPlaygroundScreenshots(t *testing.T) {
 		{"phone-dark", 390, 844, "dark", "file-write-a-csv-to-download"},
 	} {
 		t.Run(shot.name, func(t *testing.T) {
-			ctx, _ := browser(t, shared.URL, shot.width, shot.height)
+			ctx, _ := openPage(t, shared.URL, shot.width, shot.height)
 			eval[any](t, ctx, `localStorage.setItem("theme", "`+shot.theme+`")`)
 			if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
 				t.Fatal(err)
