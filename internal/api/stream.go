@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"mime"
 	"net/http"
 	"strconv"
@@ -81,17 +81,16 @@ func (s *server) v1Stream(w http.ResponseWriter, r *http.Request, job worker.Job
 				err = sw.send(": keep-alive\n\n")
 			}
 		case res := <-done:
-			// Run has returned: every chunk is queued.
-			if err := sw.chunks(q.take(true)); err != nil {
-				res.err = errors.Join(res.err, err)
-			}
+			// Run has returned: every chunk is queued. A client gone by
+			// now misses the end; the job's outcome stands.
+			sw.chunks(q.take(true))
 			s.streamEnd(sw, r, res.out, res.err)
 			return
 		}
 		if err != nil {
 			// The client is gone: cancel the job now rather than when the
 			// server notices the closed connection.
-			cancel(err)
+			cancel(fmt.Errorf("%w: writing to the client: %v", context.Canceled, err))
 		}
 	}
 }
