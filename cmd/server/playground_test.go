@@ -205,6 +205,23 @@ func TestPlayground(t *testing.T) {
 	if diff := cmp.Diff(map[string]any{"n": 42.0}, jsonOf(t, pageText(t, ctx, "result"))); diff != "" {
 		t.Errorf("shared script's result (-want +got):\n%s", diff)
 	}
+	// The page remembers the last script: opened again without a link,
+	// it has it still.
+	checkPolicy(t, ctx)
+	err = chromedp.Do(ctx, chromedp.Navigate(shared.URL+"/"))
+	if err == nil {
+		err = poll(ctx, `document.body.dataset.ready === "true"`)
+	}
+	if err == nil {
+		err = chromedp.Do(ctx, chromedp.Click(testID("run")))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRun(t, ctx)
+	if diff := cmp.Diff(map[string]any{"n": 42.0}, jsonOf(t, pageText(t, ctx, "result"))); diff != "" {
+		t.Errorf("remembered script's result (-want +got):\n%s", diff)
+	}
 
 	// Files the job wrote are offered as downloads.
 	downloads := t.TempDir()
@@ -260,8 +277,8 @@ func TestPlayground(t *testing.T) {
 		}
 	}
 	// One per run: the listener saw them all, and Ctrl+Enter runs once.
-	if executes != 6 {
-		t.Errorf("saw %d requests to /v1/execute, want 6", executes)
+	if executes != 7 {
+		t.Errorf("saw %d requests to /v1/execute, want 7", executes)
 	}
 	checkPolicy(t, ctx)
 }

@@ -22,7 +22,10 @@ document.addEventListener("securitypolicyviolation", (e) => {
 const editor = createEditor($("editor"), {
   nonce: document.querySelector('meta[name="csp-nonce"]').content,
   onRun: () => run(),
-  onChange: () => { if (document.activeElement !== $("examples")) $("examples").value = ""; },
+  onChange: () => {
+    if (document.activeElement !== $("examples")) $("examples").value = "";
+    remember();
+  },
   contentAttributes: { "data-testid": "script", "aria-label": "Python script", "aria-describedby": "editor-help" },
 });
 
@@ -51,6 +54,7 @@ function load({ script = "", input = "", timeout = "" }) {
 // ---------------------------------------------------------------- running
 
 function clearOutput() {
+  pending.stdout = pending.stderr = "";
   for (const id of ["stdout", "stderr", "result", "raw", "error-message", "error-traceback"]) $(id).textContent = "";
   $("images").replaceChildren();
   $("files").replaceChildren();
@@ -67,12 +71,26 @@ function showError(message, traceback) {
   $("error").hidden = false;
 }
 
+// Output arrives in many small chunks: gather them and touch the DOM once
+// per frame.
+const pending = { stdout: "", stderr: "" };
+let frame = 0;
 function append(stream, text) {
-  const pre = $(stream);
-  const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
-  pre.append(text);
-  if (stream === "stderr") $("stderr-block").hidden = false;
-  if (atEnd) pre.scrollTop = pre.scrollHeight;
+  pending[stream] += text;
+  if (!frame) frame = requestAnimationFrame(flushOutput);
+}
+
+function flushOutput() {
+  frame = 0;
+  for (const stream of ["stdout", "stderr"]) {
+    if (!pending[stream]) continue;
+    const pre = $(stream);
+    const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+    pre.append(pending[stream]);
+    pending[stream] = "";
+    if (stream === "stderr") $("stderr-block").hidden = false;
+    if (atEnd) pre.scrollTop = pre.scrollHeight;
+  }
 }
 
 function setRunning(ctrl) {
@@ -172,6 +190,7 @@ async function readEvents(stream, onEvent) {
 }
 
 function showResult(r) {
+  pending.stdout = pending.stderr = "";
   // The result's stdout and stderr are the streamed chunks, whole.
   $("stdout").textContent = r.stdout + (r.stdout_truncated ? "\n[… truncated at the stdout limit]" : "");
   $("stderr").textContent = r.stderr + (r.stderr_truncated ? "\n[… truncated at the limit]" : "");
@@ -257,6 +276,31 @@ async function fromFragment() {
   }
 }
 
+// The last script, input and timeout stay in this browser (localStorage)
+// and come back on the next visit, unless a shared link says otherwise.
+let saveTimer = 0;
+function remember() {
+  clearTimeout(saveTimer);
+  saveTimer = setTimeout(save, 400);
+}
+
+function save() {
+  clearTimeout(saveTimer);
+  const state = { script: editor.getText(), input: $("input").value, timeout: $("timeout").value };
+  try { localStorage.setItem("playground", JSON.stringify(state)); } catch { /* private mode, full */ }
+}
+
+function recall() {
+  try {
+    const state = JSON.parse(localStorage.getItem("playground") || "null");
+    if (state && typeof state.script === "string") {
+      load({ script: state.script, input: String(state.input || ""), timeout: String(state.timeout || "") });
+      return true;
+    }
+  } catch { /* nothing usable */ }
+  return false;
+}
+
 // ---------------------------------------------------------------- server, theme
 
 async function serverInfo() {
@@ -308,9 +352,11 @@ window.addEventListener("hashchange", () => fromFragment());
 let saved = "auto";
 try { saved = localStorage.getItem("theme") || "auto"; } catch { /* private mode */ }
 setTheme(themes.includes(saved) ? saved : "auto");
-if (!(await fromFragment())) {
-  load(examples[0]);
-  $("examples").value = slug(examples[0].name);
-}
+if (!(await fromFragment()) && !recall()) load(examples[0]);
+const shown = examples.find((e) => e.script === editor.getText());
+$("examples").value = shown ? slug(shown.name) : "";
+$("input").addEventListener("input", remember);
+$("timeout").addEventListener("input", remember);
+window.addEventListener("pagehide", save);
 serverInfo();
 document.body.dataset.ready = "true";
