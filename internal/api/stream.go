@@ -182,9 +182,12 @@ func newOutputQueue() *outputQueue {
 // add is a worker.Job's Output.
 func (q *outputQueue) add(stream string, b []byte) {
 	q.mu.Lock()
-	data := append(q.partial[stream], b...)
+	data := b
+	if p := q.partial[stream]; len(p) > 0 {
+		data = append(p, b...)
+	}
 	cut := incompleteTail(data)
-	q.partial[stream] = append([]byte(nil), data[cut:]...)
+	q.partial[stream] = append([]byte(nil), data[cut:]...) // nil unless a character is split
 	data = data[:cut]
 	if len(data) > 0 {
 		if n := len(q.pending); n > 0 && q.pending[n-1].stream == stream {
