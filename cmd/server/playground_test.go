@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -264,6 +265,16 @@ func TestPlayground(t *testing.T) {
 	waitRun(t, ctx)
 	if s := pageText(t, ctx, "result"); s != "" {
 		t.Errorf("a stopped job has a result: %q", s)
+	}
+
+	// Tab indents in the editor; Escape then Tab leaves it for the next
+	// control.
+	err = chromedp.Do(ctx, chromedp.Click(testID("script")), chromedp.KeyEvent(kb.Escape), chromedp.KeyEvent(kb.Tab))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := eval[string](t, ctx, `document.activeElement.id`); id != "input" {
+		t.Errorf("Escape, Tab in the editor: focus on %q, want the Input box", id)
 	}
 
 	// Nothing left the page's origin, and the policy blocked nothing.
