@@ -307,6 +307,42 @@ func checkPolicy(t *testing.T, ctx context.Context) {
 	}
 }
 
+// TestPlaygroundExamples: the examples menu has the seed's ten cases, with
+// their scripts verbatim, and a plot, a file and an input example.
+func TestPlaygroundExamples(t *testing.T) {
+	raw, err := os.ReadFile("../../internal/playground/static/examples.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var examples []struct{ Name, Script, Input string }
+	if err := json.Unmarshal(raw, &examples); err != nil {
+		t.Fatal(err)
+	}
+	byPrefix := map[string]string{}
+	for _, e := range examples {
+		prefix, _, _ := strings.Cut(e.Name, ":")
+		byPrefix[prefix] = e.Script
+		if e.Input != "" && !json.Valid([]byte(e.Input)) {
+			t.Errorf("%s: input is not JSON", e.Name)
+		}
+	}
+	want := map[string]string{"Seed 9": "def main():\n    return {invalid syntax here}"}
+	for _, tc := range seedCases {
+		n, _, _ := strings.Cut(tc.name, " ")
+		want["Seed "+n] = tc.script
+	}
+	for prefix, script := range want {
+		if byPrefix[prefix] != script {
+			t.Errorf("%s: script %q, want the seed's %q", prefix, byPrefix[prefix], script)
+		}
+	}
+	for _, prefix := range []string{"Seed 1", "Plot", "File", "Input"} {
+		if byPrefix[prefix] == "" {
+			t.Errorf("no %q example", prefix)
+		}
+	}
+}
+
 // TestPlaygroundAPIKey: on a server that requires keys the page asks for
 // one and sends it.
 func TestPlaygroundAPIKey(t *testing.T) {

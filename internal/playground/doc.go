@@ -4,7 +4,9 @@
 // network access: the editor is CodeMirror 6 from the npm registry, bundled
 // into static/editor.js by scripts/build-playground.sh from editor/ (its
 // package.json and package-lock.json). The bundle is committed; Go builds
-// need no Node.
+// need no Node. static/examples.json holds the examples menu: the seed's ten
+// test cases (cmd/server's tests check them against the seed's scripts),
+// then a plot, files, an input, live output and a traceback.
 //
 // The page's Content-Security-Policy allows only its own origin (and data:
 // images, for figures, and the editor's <style> elements, by a nonce made

@@ -48,7 +48,7 @@ func TestFiles(t *testing.T) {
 	h := Handler(http.NotFoundHandler())
 	for path, ctype := range map[string]string{
 		"/playground/app.js": "text/javascript", "/playground/editor.js": "text/javascript",
-		"/playground/examples.js": "text/javascript", "/playground/style.css": "text/css",
+		"/playground/examples.json": "application/json", "/playground/style.css": "text/css",
 	} {
 		rec := get(t, h, path)
 		if rec.Code != 200 || !strings.HasPrefix(rec.Header().Get("Content-Type"), ctype) || rec.Header().Get("ETag") == "" {

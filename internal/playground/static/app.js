@@ -2,7 +2,11 @@
 // Accept: text/event-stream and shows the output as it arrives. Nothing here
 // talks to any origin but the page's own.
 import { createEditor } from "./editor.js";
-import { examples } from "./examples.js";
+
+// The examples: the seed's ten test cases, then what POST /v1/execute adds.
+// Each has a name, a script and optionally an input (JSON text), a timeout
+// and "default" (shown on a first visit).
+const examples = await (await fetch("/playground/examples.json")).json();
 
 const $ = (id) => document.getElementById(id);
 const slug = (s) => s.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
@@ -352,7 +356,7 @@ window.addEventListener("hashchange", () => fromFragment());
 let saved = "auto";
 try { saved = localStorage.getItem("theme") || "auto"; } catch { /* private mode */ }
 setTheme(themes.includes(saved) ? saved : "auto");
-if (!(await fromFragment()) && !recall()) load(examples[0]);
+if (!(await fromFragment()) && !recall()) load(examples.find((e) => e.default) || examples[0]);
 const shown = examples.find((e) => e.script === editor.getText());
 $("examples").value = shown ? slug(shown.name) : "";
 $("input").addEventListener("input", remember);
