@@ -59,6 +59,7 @@ function load({ script = "", input = "", timeout = "" }) {
 
 function clearOutput() {
   pending.stdout = pending.stderr = "";
+  $("result").dataset.empty = "what main() returns";
   for (const id of ["stdout", "stderr", "result", "raw", "error-message", "error-traceback"]) $(id).textContent = "";
   $("images").replaceChildren();
   $("files").replaceChildren();
@@ -200,6 +201,7 @@ function showResult(r) {
   $("stderr").textContent = r.stderr + (r.stderr_truncated ? "\n[… truncated at the limit]" : "");
   $("stderr-block").hidden = r.stderr === "";
   $("result").textContent = r.outcome === "ok" ? JSON.stringify(r.result, null, 2) : "";
+  if (r.outcome !== "ok") $("result").dataset.empty = `no result: ${r.outcome}`;
   $("raw").textContent = JSON.stringify(r, null, 2);
   $("raw-block").hidden = false;
   if (r.error) {
