@@ -8,7 +8,11 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 need=()
 # gcc and libc6-dev: go test -race needs cgo, and so a C compiler and libc's
 # headers; without them Go turns cgo off and -race refuses to build.
-for pkg in python3 python3-numpy python3-pandas python3-matplotlib bubblewrap ca-certificates git curl unzip gcc libc6-dev; do
+pkgs=(python3 python3-numpy python3-pandas python3-matplotlib bubblewrap ca-certificates git curl unzip gcc libc6-dev)
+# Tests only (test.sh sets DEPS_FOR_TESTS=1): chromium drives the playground
+# page headless (cmd/server/playground_test.go).
+if [ -n "${DEPS_FOR_TESTS:-}" ]; then pkgs+=(chromium); fi
+for pkg in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

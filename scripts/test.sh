@@ -3,7 +3,7 @@
 # when anything fails. Extra arguments go to go test: test.sh -run TestSeed
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/deps.sh
+DEPS_FOR_TESTS=1 source scripts/deps.sh
 
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

@@ -46,6 +46,7 @@ type Config struct {
 	PerKeyConc       int
 	MaxFiles         int
 	MaxFilesBytes    int64
+	Playground       bool
 }
 
 func parseConfig(args []string, getenv func(string) string) (Config, error) {
@@ -84,6 +85,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.IntVar(&c.PerKeyConc, "per-key-concurrency", 0, "jobs one API key may run at once (0 = no limit)")
 	fs.IntVar(&c.MaxFiles, "max-files", 100, "POST /v1/execute: files a request may send, and files and images a job may return")
 	fs.Int64Var(&c.MaxFilesBytes, "max-files-bytes", 10<<20, "POST /v1/execute: bytes of the files a request sends together, and of the files and images a job returns together")
+	fs.BoolVar(&c.Playground, "playground", true, "serve the playground page at GET / (false: / is a 404 like any unknown path)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: python-executor [flags]\n\nEvery flag can also be set as PYEXEC_<FLAG> in the environment (PYEXEC_POOL_SIZE=4).\n\n")
 		fs.PrintDefaults()

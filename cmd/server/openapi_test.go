@@ -96,7 +96,7 @@ func TestOpenAPIDocument(t *testing.T) {
 	}
 	// Every path the server routes is documented, with every method.
 	s, _ := spec()
-	for _, p := range []string{"/execute", "/v1/execute", "/health", "/ready", "/info", "/metrics", "/openapi.json"} {
+	for _, p := range []string{"/execute", "/v1/execute", "/health", "/ready", "/info", "/metrics", "/openapi.json", "/", "/playground/{file}"} {
 		if s.doc.Paths.Find(p) == nil {
 			t.Errorf("%s is not in openapi.json", p)
 		}

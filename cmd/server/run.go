@@ -160,6 +160,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		MaxFilesBytes:     cfg.MaxFilesBytes,
 		MaxMemoryMB:       cfg.MemoryMB,
 		MaxStdoutBytes:    cfg.StdoutLimitBytes,
+		Playground:        cfg.Playground,
 	}, jobs, log)
 
 	ln, err := net.Listen("tcp", cfg.Addr)

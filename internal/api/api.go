@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog/hlog"
 
 	"github.com/python-executor/python-executor/internal/metrics"
+	"github.com/python-executor/python-executor/internal/playground"
 	"github.com/python-executor/python-executor/internal/pool"
 	"github.com/python-executor/python-executor/internal/worker"
 )
@@ -50,6 +51,8 @@ type Config struct {
 	MaxFilesBytes  int64
 	MaxMemoryMB    int64
 	MaxStdoutBytes int64
+	// Playground serves the playground page at GET / (package playground).
+	Playground bool
 }
 
 // Handler returns the service's HTTP handler.
@@ -57,9 +60,10 @@ func Handler(cfg Config, runner Runner, log zerolog.Logger) http.Handler {
 	s := &server{cfg: cfg, runner: runner}
 	r := chi.NewRouter()
 	r.Use(linger, hlog.NewHandler(log), requestID, accessLog(cfg.Metrics), middleware.Recoverer)
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "Not found: "+r.URL.Path, "")
 	})
+	r.NotFound(notFound)
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "Method not allowed: "+r.Method+" "+r.URL.Path, "")
 	})
@@ -73,6 +77,13 @@ func Handler(cfg Config, runner Runner, log zerolog.Logger) http.Handler {
 	r.With(keys.middleware).Post("/execute", s.execute)
 	r.With(keys.middleware).Post("/v1/execute", s.v1Execute)
 	r.Get("/openapi.json", s.openapi)
+	if cfg.Playground {
+		page := playground.Handler(notFound)
+		for _, m := range []string{http.MethodGet, http.MethodHead} {
+			r.Method(m, "/", page)
+			r.Method(m, "/playground/*", page)
+		}
+	}
 	return r
 }
 
@@ -217,19 +228,24 @@ func (s *server) execute(w http.ResponseWriter, r *http.Request) {
 func (s *server) run(w http.ResponseWriter, r *http.Request, job worker.Job) (worker.Outcome, bool) {
 	out, err := s.runner.Run(r.Context(), job)
 	if err != nil {
-		code, outcome, msg := status(err)
-		setOutcome(r, outcome)
-		if code == http.StatusServiceUnavailable {
-			w.Header().Set("Retry-After", "1")
-		}
-		hlog.FromRequest(r).Warn().Err(err).Int("status", code).Msg("job not completed")
-		writeError(w, code, msg, "")
+		s.failed(w, r, err)
 		return out, false
 	}
 	setOutcome(r, string(out.Kind))
 	w.Header().Set("X-Execution-Outcome", string(out.Kind))
 	w.Header().Set("X-Execution-Wall-Ms", wallMS(out.Elapsed))
 	return out, true
+}
+
+// failed answers a job that did not complete, with the one status mapping.
+func (s *server) failed(w http.ResponseWriter, r *http.Request, err error) {
+	code, outcome, msg := status(err)
+	setOutcome(r, outcome)
+	if code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	hlog.FromRequest(r).Warn().Err(err).Int("status", code).Msg("job not completed")
+	writeError(w, code, msg, "")
 }
 
 // status maps a job that did not complete to a status code, an outcome for
@@ -255,18 +271,25 @@ func writeError(w http.ResponseWriter, code int, msg, stdout string) {
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
+	body, err := encodeJSON(v)
+	if err != nil {
+		code = http.StatusInternalServerError
+		body = []byte(`{"error":"Internal error: could not encode the response","stdout":""}` + "\n")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(code)
+	w.Write(body)
+}
+
+// encodeJSON is how every response body is encoded: one line, HTML
+// characters left alone, a final newline.
+func encodeJSON(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		code = http.StatusInternalServerError
-		buf.Reset()
-		buf.WriteString(`{"error":"Internal error: could not encode the response","stdout":""}` + "\n")
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
-	w.WriteHeader(code)
-	w.Write(buf.Bytes())
+	err := enc.Encode(v)
+	return buf.Bytes(), err
 }
 
 type outcomeKey struct{}

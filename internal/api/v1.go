@@ -84,11 +84,24 @@ func (s *server) v1Execute(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log := hlog.FromRequest(r)
-	log.Debug().Str("script", job.Script).Dur("timeout", job.Timeout).Int("files", len(job.V1.Files)).Msg("v1 job")
+	log.Debug().Str("script", job.Script).Dur("timeout", job.Timeout).Int("files", len(job.V1.Files)).
+		Bool("stream", wantsStream(r)).Msg("v1 job")
+	if wantsStream(r) {
+		s.v1Stream(w, r, job)
+		return
+	}
 	out, ok := s.run(w, r, job)
 	if !ok {
 		return
 	}
+	if out.StdoutTruncated {
+		w.Header().Set("X-Stdout-Bytes", strconv.FormatInt(out.StdoutBytes, 10))
+	}
+	writeJSON(w, http.StatusOK, v1Body(out))
+}
+
+// v1Body is POST /v1/execute's body for a job that ran, streamed or not.
+func v1Body(out worker.Outcome) v1Response {
 	v := out.V1
 	if v == nil { // a runner that ignores V1 (tests' fakes)
 		v = &worker.V1Outcome{Files: []worker.File{}, Images: []worker.Image{}}
@@ -117,10 +130,7 @@ func (s *server) v1Execute(w http.ResponseWriter, r *http.Request) {
 	if out.Kind == worker.KindOK {
 		resp.Result = out.Result
 	}
-	if out.StdoutTruncated {
-		w.Header().Set("X-Stdout-Bytes", strconv.FormatInt(out.StdoutBytes, 10))
-	}
-	writeJSON(w, http.StatusOK, resp)
+	return resp
 }
 
 // decodeV1 reads and checks a POST /v1/execute body. Unlike the seed

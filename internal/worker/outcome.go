@@ -36,6 +36,14 @@ type Job struct {
 	// input for main, files in, and diagnostics, files and images out
 	// (Outcome.V1). Nil runs the job exactly as the seed API does.
 	V1 *V1Job
+	// Output, when set, is called with the job's stdout ("stdout") and
+	// stderr ("stderr") as the job writes them, chunk by chunk as they are
+	// read from the pipes, and only the bytes kept under the output limit:
+	// the chunks of a stream add up to its Outcome text (before invalid
+	// UTF-8 is replaced). It is called from the goroutines that read the
+	// pipes, for both streams concurrently, never after Run returns; it
+	// must not block, and chunk is only valid during the call.
+	Output func(stream string, chunk []byte)
 }
 
 // V1Job is the part of a job only POST /v1/execute has. Its data travels

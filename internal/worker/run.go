@@ -292,6 +292,10 @@ func newJobPipes(job Job, lim Limits) (_ *jobPipes, retErr error) {
 	if p.res, err = newResultReader(resMax); err != nil {
 		return nil, err
 	}
+	if job.Output != nil {
+		p.out.onChunk = func(b []byte) { job.Output("stdout", b) }
+		p.err.onChunk = func(b []byte) { job.Output("stderr", b) }
+	}
 	go p.out.run()
 	go p.err.run()
 	go p.res.run()
@@ -342,6 +346,8 @@ type capture struct {
 	buf   []byte
 	total int64
 	done  chan struct{} // closed at EOF (or error); buf and total are final
+	// onChunk, when set, sees each kept chunk as it is read (Job.Output).
+	onChunk func([]byte)
 }
 
 func newCapture(max int64) (*capture, error) {
@@ -360,6 +366,9 @@ func (c *capture) run() {
 		c.total += int64(n)
 		if keep := min(int64(n), c.max-int64(len(c.buf))); keep > 0 {
 			c.buf = append(c.buf, chunk[:keep]...)
+			if c.onChunk != nil {
+				c.onChunk(chunk[:keep])
+			}
 		}
 		if err != nil {
 			return
