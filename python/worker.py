@@ -1216,12 +1216,15 @@ def preload(names, scratch):
 
 def python_info(preloaded):
     """The interpreter's version and the versions of INFO_PACKAGES that are
-    installed, from their metadata (nothing is imported for it)."""
+    installed, from their metadata (nothing is imported for it), and the
+    modules preloaded."""
     from importlib import metadata
     packages = {}
     for name in INFO_PACKAGES:
         try:
-            packages[name] = metadata.version(name)
+            # The public version: without a local label such as Debian's
+            # "+dfsg" (2.2.3+dfsg is what pandas.__version__ calls 2.2.3).
+            packages[name] = metadata.version(name).split("+")[0]
         except Exception:
             continue
     return {"version": "%d.%d.%d" % sys.version_info[:3], "packages": packages,

@@ -322,6 +322,15 @@ func TestReadyAndInfo(t *testing.T) {
 	if diff := cmp.Diff(want, got); r.Status != 200 || diff != "" {
 		t.Errorf("GET /info = %d, (-want +got):\n%s", r.Status, diff)
 	}
+	// The jobs' Python, as the probe template found it: the host's here.
+	py, _ := r.Body["python"].(map[string]any)
+	pkgs, _ := py["packages"].(map[string]any)
+	if v, _ := py["version"].(string); !strings.HasPrefix(v, "3.") || pkgs["numpy"] == nil || pkgs["pandas"] == nil {
+		t.Errorf("GET /info python = %v, want a 3.x version with numpy and pandas", r.Body["python"])
+	}
+	if diff := cmp.Diff([]any{"numpy", "pandas"}, py["preload"]); diff != "" {
+		t.Errorf("GET /info python.preload (-want +got):\n%s", diff)
+	}
 }
 
 func TestRequestID(t *testing.T) {

@@ -12,9 +12,12 @@ import (
 
 // The seed's ten test cases (shared/seed/python-executor.md), scripts and
 // expected bodies verbatim.
-func TestSeedCases(t *testing.T) {
+func TestSeedCases(t *testing.T) { seedCases(t, shared) }
+
+// seedCases runs the seed's cases against s.
+func seedCases(t *testing.T, s *server) {
 	t.Run("1 health", func(t *testing.T) {
-		req, _ := http.NewRequest(http.MethodGet, shared.URL+"/health", nil)
+		req, _ := http.NewRequest(http.MethodGet, s.URL+"/health", nil)
 		r := do(t, req)
 		if diff := cmp.Diff(map[string]any{"status": "healthy"}, r.Body); r.Status != 200 || diff != "" {
 			t.Errorf("GET /health = %d, body diff (-want +got):\n%s", r.Status, diff)
@@ -38,7 +41,7 @@ func TestSeedCases(t *testing.T) {
 			"import pandas as pd\n\ndef main():\n    df = pd.DataFrame({\n        \"name\": [\"Alice\", \"Bob\", \"Charlie\"],\n        \"age\": [25, 30, 35]\n    })\n    return {\n        \"rows\": len(df),\n        \"columns\": list(df.columns),\n        \"mean_age\": float(df[\"age\"].mean())\n    }",
 			`{"result": {"rows": 3, "columns": ["name", "age"], "mean_age": 30.0}, "stdout": ""}`},
 		// The seed prints correlation 0.9745586280878213, computed by a
-		// different pandas; Debian's pandas 1.5.3 gives 0.9745586289152092,
+		// different pandas; bookworm's pandas 1.5.3 gives 0.9745586289152092,
 		// which is the exact value to within one ulp. The comparison allows
 		// a relative 1e-8 for floats; everything else is exact.
 		{"6 pandas and numpy",
@@ -56,7 +59,7 @@ func TestSeedCases(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := shared.execute(t, script(tc.script))
+			r := s.execute(t, script(tc.script))
 			var want map[string]any
 			if err := json.Unmarshal([]byte(tc.want), &want); err != nil {
 				t.Fatal(err)
@@ -67,7 +70,7 @@ func TestSeedCases(t *testing.T) {
 		})
 	}
 	t.Run("9 syntax error", func(t *testing.T) {
-		r := shared.execute(t, script("def main():\n    return {invalid syntax here}"))
+		r := s.execute(t, script("def main():\n    return {invalid syntax here}"))
 		msg, _ := r.Body["error"].(string)
 		if r.Status != 200 || !strings.HasPrefix(msg, "Syntax error in script: ") || len(msg) <= len("Syntax error in script: ") ||
 			r.Body["stdout"] != "" || len(r.Body) != 2 {
