@@ -5,7 +5,8 @@ import runs through worker.py's own preload(), so matplotlib is pyplot with
 the Agg backend and a first figure rendered, as in the service.
 
     /usr/bin/python3 benchmarks/preload.py                      # the host's Python
-    /usr/bin/python3 benchmarks/preload.py --cmd "chroot /var/cache/python-executor/trixie python3"
+    /usr/bin/python3 benchmarks/preload.py --cmd "bwrap --ro-bind /var/cache/python-executor/trixie / \
+        --proc /proc --dev /dev --tmpfs /tmp /usr/bin/python3"
     /usr/bin/python3 benchmarks/preload.py --cmd "docker run -i --rm --entrypoint python3 python-executor"
 
 --cmd is how to start the interpreter to measure; it reads its program on
@@ -75,7 +76,7 @@ def main():
     for names in SETS:
         runs = [measure(cmd, names, src) for _ in range(args.runs)]
         if "error" in runs[0]:
-            print("| %s | not installed: %s | | |" % (names or "none", runs[0]["error"].split(": ", 1)[-1][:60]))
+            print("| %s | %s | | |" % (names or "none", runs[0]["error"].split(": ", 1)[-1]))
             continue
         ms = statistics.median(r["seconds"] for r in runs) * 1000
         rss = statistics.median(r["rss_kib"] for r in runs) / 1024
