@@ -15,6 +15,7 @@ LABEL python-executor.stage=build
 ARG EXTRA_CA_CERTS=""
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl unzip \
+ && apt-get clean \
  && rm -rf /var/lib/apt/lists/* \
  && if [ -n "$EXTRA_CA_CERTS" ]; then \
       printf '%s\n' "$EXTRA_CA_CERTS" > /usr/local/share/ca-certificates/extra.crt && update-ca-certificates; \
@@ -30,10 +31,16 @@ ARG VERSION=dev
 RUN go build -ldflags "-s -w -X main.version=${VERSION}" -o /out/python-executor ./cmd/server
 
 FROM debian:trixie-slim
-# The same packages scripts/deps.sh installs on a host, from trixie.
-RUN apt-get update \
+# The same packages scripts/deps.sh installs on a host, from trixie. No
+# manuals, documentation or translations (as Debian's official slim images),
+# and no downloaded .deb files: a debootstrapped base keeps them otherwise.
+RUN printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
+      'path-exclude /usr/share/man/*' 'path-exclude /usr/share/locale/*' 'path-exclude /usr/share/info/*' \
+      > /etc/dpkg/dpkg.cfg.d/slim \
+ && apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-numpy python3-pandas python3-scipy \
       python3-matplotlib python3-sklearn python3-statsmodels python3-seaborn python3-sympy bubblewrap tini \
+ && apt-get clean \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /nonexistent --shell /usr/sbin/nologin executor
 COPY --from=build /out/python-executor /usr/local/bin/python-executor
