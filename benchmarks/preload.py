@@ -1,5 +1,6 @@
 """What each --preload choice costs a warm template: the time to import it
-and the template's resident memory after (RSS and PSS, from
+(wall and CPU: on a busy machine CPU time is the steadier figure) and the
+template's resident memory after (RSS and PSS, from
 /proc/self/smaps_rollup), each the median of fresh interpreters. The
 import runs through worker.py's own preload(), so matplotlib is pyplot with
 the Agg backend and a first figure rendered, as in the service.
@@ -36,13 +37,13 @@ os.environ["MPLBACKEND"] = "Agg"
 ns = {"__name__": "preload_bench"}
 exec(compile(src, "worker.py", "exec"), ns)
 scratch = tempfile.mkdtemp()
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 try:
     ns["preload"](names, scratch)
 except RuntimeError as e:
     print(json.dumps({"error": str(e)}))
     sys.exit(0)
-took = time.perf_counter() - t
+took, cpu = time.perf_counter() - t, time.process_time() - c
 ns["gc"].collect()
 kib = {}
 with open("/proc/self/smaps_rollup") as f:
@@ -50,7 +51,7 @@ with open("/proc/self/smaps_rollup") as f:
         k, _, v = line.partition(":")
         if k in ("Rss", "Pss"):
             kib[k] = int(v.split()[0])
-print(json.dumps({"seconds": took, "rss_kib": kib["Rss"], "pss_kib": kib["Pss"]}))
+print(json.dumps({"seconds": took, "cpu": cpu, "rss_kib": kib["Rss"], "pss_kib": kib["Pss"]}))
 '''
 
 
@@ -71,17 +72,18 @@ def main():
     version = subprocess.run(cmd + ["-I", "-c", "import sys; print(sys.version.split()[0])"],
                              capture_output=True, text=True, check=True).stdout.strip()
     print("Python %s (%s), median of %d\n" % (version, args.cmd, args.runs))
-    print("| --preload | import ms | RSS MiB | PSS MiB |")
-    print("|---|---:|---:|---:|")
+    print("| --preload | import wall ms | import CPU ms | RSS MiB | PSS MiB |")
+    print("|---|---:|---:|---:|---:|")
     for names in SETS:
         runs = [measure(cmd, names, src) for _ in range(args.runs)]
         if "error" in runs[0]:
-            print("| %s | %s | | |" % (names or "none", runs[0]["error"].split(": ", 1)[-1]))
+            print("| %s | %s | | | |" % (names or "none", runs[0]["error"].split(": ", 1)[-1]))
             continue
         ms = statistics.median(r["seconds"] for r in runs) * 1000
+        cpu = statistics.median(r["cpu"] for r in runs) * 1000
         rss = statistics.median(r["rss_kib"] for r in runs) / 1024
         pss = statistics.median(r["pss_kib"] for r in runs) / 1024
-        print("| %s | %.0f | %.1f | %.1f |" % (names or "none", ms, rss, pss))
+        print("| %s | %.0f | %.0f | %.1f | %.1f |" % (names or "none", ms, cpu, rss, pss))
         sys.stdout.flush()
 
 

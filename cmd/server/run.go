@@ -103,6 +103,8 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		Logger:       log.With().Str("component", "worker").Logger(),
 	}
 	// One template first, in the jobs' sandbox, says what /info reports.
+	// Before the pool, not beside it: it holds a worker uid while it runs,
+	// and the pool may need every one.
 	probeStart := time.Now()
 	py, err := worker.Probe(ctx, wcfg)
 	if err != nil {
