@@ -300,6 +300,12 @@ func TestColdMode(t *testing.T) {
 	if diff := cmp.Diff(map[string]any{"result": map[string]any{"rows": 2.0}, "stdout": "cold"}, r.Body); diff != "" {
 		t.Errorf("cold mode (-want +got):\n%s", diff)
 	}
+	// Nothing is imported ahead in cold mode, and /info says so.
+	req, _ := http.NewRequest("GET", s.URL+"/info", nil)
+	py, _ := do(t, req).Body["python"].(map[string]any)
+	if diff := cmp.Diff([]any{}, py["preload"]); diff != "" {
+		t.Errorf("cold mode /info python.preload (-want +got):\n%s", diff)
+	}
 }
 
 func TestReadyAndInfo(t *testing.T) {
