@@ -6,7 +6,7 @@
 # Run (see README "Docker"): docker run -p 8080:8080 python-executor
 
 FROM debian:trixie-slim AS build
-# The classic builder keeps this stage as an untagged ~766 MB image; the label
+# The classic builder keeps this stage as an untagged ~720 MB image; the label
 # lets scripts/docker-test.sh (or you) remove it after a build:
 #   docker image prune -f --filter label=python-executor.stage=build
 LABEL python-executor.stage=build
