@@ -1,9 +1,12 @@
-# python-executor image: a Go build stage and a small Debian runtime with
-# Python, numpy, pandas and bubblewrap. Build: docker build -t python-executor .
+# python-executor image: a Go build stage and a Debian trixie runtime with
+# Python 3.13, the scientific stack from Debian's packages (numpy, pandas,
+# scipy, matplotlib, scikit-learn, statsmodels, seaborn, sympy) and
+# bubblewrap. Build: docker build -t python-executor .
+# (scripts/docker-base.sh makes the base where no registry is reachable.)
 # Run (see README "Docker"): docker run -p 8080:8080 python-executor
 
-FROM debian:bookworm-slim AS build
-# The classic builder keeps this stage as an untagged ~766 MB image; the label
+FROM debian:trixie-slim AS build
+# The classic builder keeps this stage as an untagged ~720 MB image; the label
 # lets scripts/docker-test.sh (or you) remove it after a build:
 #   docker image prune -f --filter label=python-executor.stage=build
 LABEL python-executor.stage=build
@@ -12,6 +15,7 @@ LABEL python-executor.stage=build
 ARG EXTRA_CA_CERTS=""
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl unzip \
+ && apt-get clean \
  && rm -rf /var/lib/apt/lists/* \
  && if [ -n "$EXTRA_CA_CERTS" ]; then \
       printf '%s\n' "$EXTRA_CA_CERTS" > /usr/local/share/ca-certificates/extra.crt && update-ca-certificates; \
@@ -26,9 +30,17 @@ COPY . .
 ARG VERSION=dev
 RUN go build -ldflags "-s -w -X main.version=${VERSION}" -o /out/python-executor ./cmd/server
 
-FROM debian:bookworm-slim
-RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-numpy python3-pandas python3-matplotlib bubblewrap tini \
+FROM debian:trixie-slim
+# The same packages scripts/deps.sh installs on a host, from trixie. No
+# manuals, documentation or translations (as Debian's official slim images),
+# and no downloaded .deb files: a debootstrapped base keeps them otherwise.
+RUN printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
+      'path-exclude /usr/share/man/*' 'path-exclude /usr/share/locale/*' 'path-exclude /usr/share/info/*' \
+      > /etc/dpkg/dpkg.cfg.d/slim \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-numpy python3-pandas python3-scipy \
+      python3-matplotlib python3-sklearn python3-statsmodels python3-seaborn python3-sympy bubblewrap tini \
+ && apt-get clean \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /nonexistent --shell /usr/sbin/nologin executor
 COPY --from=build /out/python-executor /usr/local/bin/python-executor

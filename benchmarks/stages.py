@@ -32,6 +32,7 @@ import numpy  # noqa: E402,F401
 import pandas  # noqa: E402,F401
 import worker as w  # noqa: E402
 
+WARM_SCRIPT = w.warm_script(["numpy", "pandas"])
 JOB = ("import pandas as pd\n\ndef main():\n    df = pd.DataFrame({\"name\": [\"Alice\", \"Bob\", \"Charlie\"],"
        " \"age\": [25, 30, 35]})\n    return {\"rows\": len(df), \"columns\": list(df.columns),"
        " \"mean_age\": float(df[\"age\"].mean())}")
@@ -48,7 +49,7 @@ def probe():
     r, wr = os.pipe()
     pid = w.fork()
     if pid == 0:
-        w.warm_child()
+        w.warm_child(WARM_SCRIPT)
         os.write(wr, json.dumps(w.written_pages()).encode())
         os._exit(0)
     os.close(wr)
@@ -86,7 +87,7 @@ def timed_job(prepare):
 
 def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 30
-    w.warm_child()
+    w.warm_child(WARM_SCRIPT)
     gc.collect()
     w.libc.malloc_trim(0)
     gc.freeze()
@@ -98,9 +99,9 @@ def main():
     rows = {
         "fork+exit (os.fork)": (os.fork, lambda: None),
         "fork+exit (libc fork)": (w.fork, lambda: None),
-        "warm-up script": (w.fork, w.warm_child),
+        "warm-up script": (w.fork, lambda: w.warm_child(WARM_SCRIPT)),
         "job after nothing": (w.fork, timed_job(lambda: None)),
-        "job after warm-up script": (w.fork, timed_job(w.warm_child)),
+        "job after warm-up script": (w.fork, timed_job(lambda: w.warm_child(WARM_SCRIPT))),
     }
     if ranges is not None:
         rows["populate"] = (w.fork, lambda: w.populate(ranges))

@@ -10,12 +10,15 @@ UTF-8 JSON.
 Lifecycle:
   1. The server sends a config frame (limits, seccomp program, Landlock
      rules, warm flag).
-  2. The template imports numpy and pandas (warm mode), runs a seed-like
-     warm-up script once, and forks two job children that block until they
-     get a job: one for numpy/pandas scripts, which first copies the pages
-     such a script writes (see WarmPages), one plain. Then it sends
-     {"type": "ready"}. (Cold mode: no imports, one plain child, and
-     the template exits after one job.)
+  2. The template imports the modules the config's "preload" names (warm
+     mode; default numpy and pandas), runs a seed-like warm-up script using
+     them once, and forks two job children that block until they get a job:
+     one for scripts that use the preload, which first copies the pages such
+     a script writes (see WarmPages), one plain. Then it sends
+     {"type": "ready"}. (Cold mode: no imports, one plain child, and the
+     template exits after one job. Probe mode: one {"type": "ready",
+     "python": {...}} with the interpreter's and the packages' versions,
+     and exit.)
   3. For each job the server sends a frame {"timeout_ms", "warm"} and, on
      fd 6, four descriptors: a sealed memfd holding the job (script, nonce;
      for POST /v1/execute also "v1": input, files, lower limits),
@@ -563,23 +566,33 @@ def usage(base):
             "memory_peak_mb": round(max(s.ru_maxrss, c.ru_maxrss) / 1024.0, 1)}
 
 
-WARM_SCRIPT = """
-import math
-import numpy as np
-import pandas as pd
-
-def main():
-    print("warming")
-    arr = np.array([1, 2, 3, 4, 5])
-    df = pd.DataFrame({"name": ["a", "b", "c"], "age": [25, 30, 35]})
-    data = pd.DataFrame({"x": np.arange(1, 11), "y": np.arange(1, 11) ** 2})
-    return {"sum": int(np.sum(arr)), "mean": float(np.mean(arr)), "rows": len(df),
-            "columns": list(df.columns), "mean_age": float(df["age"].mean()),
-            "corr": float(data["x"].corr(data["y"])), "sqrt": math.sqrt(2)}
-"""
+WARM_PARTS = {
+    # What a typical job does with each preloadable module: the warm child
+    # runs the parts for the modules the template preloaded.
+    "numpy": ("import numpy as np",
+              'arr = np.array([1, 2, 3, 4, 5])\n'
+              '    out.update(sum=int(np.sum(arr)), mean=float(np.mean(arr)))'),
+    "pandas": ("import pandas as pd",
+               'df = pd.DataFrame({"name": ["a", "b", "c"], "age": [25, 30, 35]})\n'
+               '    data = pd.DataFrame({"x": list(range(1, 11)), "y": [i * i for i in range(1, 11)]})\n'
+               '    out.update(rows=len(df), columns=list(df.columns), mean_age=float(df["age"].mean()),\n'
+               '               corr=float(data["x"].corr(data["y"])))'),
+}
 
 
-def warm_child():
+def warm_script(preload):
+    """A seed-like script using the preloaded modules WARM_PARTS knows,
+    or None when it knows none of them."""
+    parts = [WARM_PARTS[m] for m in preload if m in WARM_PARTS]
+    if not parts:
+        return None
+    imports = "\n".join(["import math"] + [i for i, _ in parts])
+    body = "\n    ".join(b for _, b in parts)
+    return ('%s\n\ndef main():\n    print("warming")\n    out = {"sqrt": math.sqrt(2)}\n'
+            '    %s\n    return out\n') % (imports, body)
+
+
+def warm_child(script):
     """Runs a script like the seed's through the job path, so that the pages a
     typical job touches are already faulted in when the job arrives.
 
@@ -590,7 +603,7 @@ def warm_child():
     saved = sys.stdout
     sys.stdout = io.StringIO()
     try:
-        run_script(WARM_SCRIPT, {"memory_bytes": 0, "nproc": 0, "fsize_bytes": 0, "nofile": 0,
+        run_script(script, {"memory_bytes": 0, "nproc": 0, "fsize_bytes": 0, "nofile": 0,
                                  "result_limit": 1 << 20})
     except Exception:
         pass
@@ -674,7 +687,7 @@ def child_main(cfg, warm, sock, scratch):
         for fd in (CTL_IN, CTL_OUT, JOB_FDS):
             os.close(fd)
         if warm:
-            ready = in_background(warm_up)
+            ready = in_background(lambda: warm_up(cfg.get("warm_script")))
         else:
             reseed()
             ready = b"W"
@@ -888,19 +901,20 @@ def written_pages():
 WARM = None  # WarmPages, in warm mode where the kernel supports it
 
 
-def warm_up():
-    """A warm child's preparation for a numpy/pandas job, and its
+def warm_up(script):
+    """A warm child's preparation for a job that uses the preload, and its
     reseeding: copy the pages such a job writes, or run the warm-up script
     (and, as a probe, report what it wrote, reseeding included). Returns the
     message that announces the child ready.
 
-    Plain children (jobs that name neither numpy nor pandas) do neither:
-    copying a hello-world's pages measured 7% more CPU per job, not less."""
+    Plain children (jobs that name no preloaded module) do neither: copying
+    a hello-world's pages measured 7% more CPU per job, not less."""
     if WARM is not None and WARM.ranges is not None and not PROBE:
         populate(WARM.ranges)
         reseed()
         return b"W"
-    warm_child()
+    if script:
+        warm_child(script)
     reseed()
     if WARM is not None and PROBE:
         try:
@@ -1364,12 +1378,55 @@ def serve(cfg):
         send({"type": "ready"})
 
 
+DEFAULT_PRELOAD = ("numpy", "pandas")
+
+# The packages GET /info reports, by distribution name, when installed: the
+# scientific stack a data scientist expects (see README "Python environment").
+INFO_PACKAGES = ("numpy", "pandas", "scipy", "matplotlib", "scikit-learn", "statsmodels",
+                 "seaborn", "sympy", "pillow", "pyarrow", "networkx")
+
+
+def preload(names, scratch):
+    """Imports the modules the template preloads, so that every job child
+    inherits them: matplotlib as pyplot with the Agg backend. Raises with the
+    module's name when one cannot be imported: the server fails closed."""
+    import importlib
+    for name in names:
+        try:
+            if name == "matplotlib" or name.startswith("matplotlib."):
+                preload_matplotlib(scratch)
+            importlib.import_module(name)
+        except Exception as e:
+            raise RuntimeError("--preload: cannot import %r: %s: %s" % (name, type(e).__name__, e)) from None
+
+
+def python_info(preloaded):
+    """The interpreter's version and the versions of INFO_PACKAGES that are
+    installed, from their metadata (nothing is imported for it), and the
+    modules preloaded."""
+    from importlib import metadata
+    packages = {}
+    for name in INFO_PACKAGES:
+        try:
+            # The public version: without a local label such as Debian's
+            # "+dfsg" (2.2.3+dfsg is what pandas.__version__ calls 2.2.3).
+            packages[name] = metadata.version(name).split("+")[0]
+        except Exception:
+            continue
+    return {"version": "%d.%d.%d" % sys.version_info[:3], "packages": packages,
+            "preload": list(preloaded)}
+
+
 def preload_matplotlib(scratch):
-    """Imports matplotlib's pyplot with the Agg backend, when it is
-    installed, so that a job's plot costs no import and no font scan: the
-    font list is built here once, in a directory removed right after, and
-    every job child inherits it in memory (its own MPLCONFIGDIR is its
-    scratch directory, where it may write nothing else of matplotlib's)."""
+    """Imports matplotlib's pyplot with the Agg backend, so that a job's plot
+    costs no import and no font scan: the font list is built here once, in a
+    directory removed right after, and every job child inherits it in memory
+    (its own MPLCONFIGDIR is its scratch directory, where it may write
+    nothing else of matplotlib's). A job that imports pyplot itself, where
+    it is not preloaded, gets Agg too (MPLBACKEND) and builds the font list
+    in its scratch directory."""
+    if "matplotlib.pyplot" in sys.modules:
+        return
     import shutil
     import tempfile
     tmp = tempfile.mkdtemp(prefix=".mpl-", dir=scratch)
@@ -1380,8 +1437,6 @@ def preload_matplotlib(scratch):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt  # builds the font list
         from matplotlib import font_manager
-    except ImportError:
-        return
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     # Render one figure, so that what a first plot initialises lazily (PIL,
@@ -1446,15 +1501,23 @@ def main():
                   file=sys.stderr)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self_test(cfg)
+        names = cfg.get("preload")
+        names = DEFAULT_PRELOAD if names is None else names
+        if cfg.get("probe"):
+            # What /info reports. Importing the preload is left to the warm
+            # templates, which fail to start (and so the server) without it.
+            send({"type": "ready", "python": python_info(names)})
+            return
         if cfg["warm"]:
-            import numpy  # noqa: F401
-            import pandas  # noqa: F401
-            preload_matplotlib(cfg["scratch"][0])
+            preload(names, cfg["scratch"][0])
+        cfg["warm_script"] = warm_script(names) if cfg["warm"] else None
+        if cfg["warm_script"]:
             # Run the warm-up script here once, so that what a first
             # DataFrame initialises lazily (caches, lazy imports) is the
             # template's and every child inherits it.
-            warm_child()
-            WARM = WarmPages(cfg)
+            warm_child(cfg["warm_script"])
+            if "numpy" in sys.modules:  # written_pages reads pagemap with it
+                WARM = WarmPages(cfg)
         # Reseeding once here loads what reseeding needs, so that each job
         # child only rewrites its generators' state.
         reseed()

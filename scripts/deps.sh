@@ -8,7 +8,11 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 need=()
 # gcc and libc6-dev: go test -race needs cgo, and so a C compiler and libc's
 # headers; without them Go turns cgo off and -race refuses to build.
-pkgs=(python3 python3-numpy python3-pandas python3-matplotlib bubblewrap ca-certificates git curl unzip gcc libc6-dev)
+# The scientific stack is the same list the Docker image installs from trixie
+# (Dockerfile), here from the host's own release. debootstrap builds the
+# jobs' root the tests use (scripts/python-root.sh).
+pkgs=(python3 python3-numpy python3-pandas python3-scipy python3-matplotlib python3-sklearn
+  python3-statsmodels python3-seaborn python3-sympy bubblewrap debootstrap ca-certificates git curl unzip gcc libc6-dev)
 # Tests only (test.sh sets DEPS_FOR_TESTS=1): chromium drives the playground
 # page headless (cmd/server/playground_test.go).
 if [ -n "${DEPS_FOR_TESTS:-}" ]; then pkgs+=(chromium); fi

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Makes the base image the Dockerfile names, debian:bookworm-slim, on a
+# Makes the base image the Dockerfile names, debian:trixie-slim, on a
 # machine that reaches Debian's package mirror but no image registry:
-# debootstrap a minimal bookworm root filesystem and `docker import` it under
+# debootstrap a minimal trixie root filesystem and `docker import` it under
 # that name. Does nothing when the image exists. Needs root and a running
-# Docker engine.
+# Docker engine. (Where a registry is reachable, docker pulls the official
+# image of that name instead and this script is not needed.)
 set -euo pipefail
-image=debian:bookworm-slim
+suite=trixie
+image=debian:$suite-slim
 if docker image inspect "$image" >/dev/null 2>&1; then
   echo "docker-base: $image exists" >&2
   exit 0
@@ -18,8 +20,8 @@ mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)$/\1/p' /etc/apt/sources.list.d/de
 mirror=${mirror:-http://deb.debian.org/debian}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-echo "docker-base: debootstrap bookworm from $mirror" >&2
-debootstrap --variant=minbase bookworm "$tmp/root" "$mirror" >"$tmp/log" 2>&1 || { tail -n 20 "$tmp/log"; exit 1; }
+echo "docker-base: debootstrap $suite from $mirror" >&2
+debootstrap --variant=minbase "$suite" "$tmp/root" "$mirror" >"$tmp/log" 2>&1 || { tail -n 20 "$tmp/log"; exit 1; }
 rm -rf "$tmp/root/var/lib/apt/lists/"* "$tmp/root/var/cache/apt/"*.bin "$tmp/root/usr/share/doc/"* "$tmp/root/usr/share/man/"*
 tar -C "$tmp/root" -c . | docker import --change 'CMD ["bash"]' - "$image"
 docker image ls "$image"

@@ -65,7 +65,7 @@ docker build --network host --build-arg EXTRA_CA_CERTS="$extra_ca" -t "$image" .
 if [ -n "$previous" ] && [ "$previous" != "$(docker images -q "$image:latest")" ]; then
   docker rmi "$previous" >/dev/null 2>&1 || echo "docker-test: kept the previous image $previous (in use)" >&2
 fi
-# The classic builder keeps the Go build stage (~766 MB) as an untagged
+# The classic builder keeps the Go build stage (~720 MB) as an untagged
 # image; the Dockerfile labels it, so remove exactly that.
 docker image prune -f --filter "label=$build_label" >/dev/null
 if [ -n "$(docker images -q --filter dangling=true --filter "label=$build_label")" ]; then

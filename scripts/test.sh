@@ -14,6 +14,10 @@ echo "== staticcheck"
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 echo "== python syntax"
 /usr/bin/python3 -m py_compile python/worker.py
+echo "== jobs' root for the Python-root tests (debootstrap trixie once, then cached)"
+# Readable by the worker uids: not under /root.
+export PYEXEC_TEST_PYTHON_ROOT="${PYEXEC_TEST_PYTHON_ROOT:-/var/cache/python-executor/trixie}"
+as_root scripts/python-root.sh "$PYEXEC_TEST_PYTHON_ROOT" trixie python3 python3-numpy python3-pandas
 echo "== go test -race"
 go test -race -count=1 -timeout 45m "$@" ./...
 echo "== fuzz frame decoder (10s)"

@@ -300,6 +300,12 @@ func TestColdMode(t *testing.T) {
 	if diff := cmp.Diff(map[string]any{"result": map[string]any{"rows": 2.0}, "stdout": "cold"}, r.Body); diff != "" {
 		t.Errorf("cold mode (-want +got):\n%s", diff)
 	}
+	// Nothing is imported ahead in cold mode, and /info says so.
+	req, _ := http.NewRequest("GET", s.URL+"/info", nil)
+	py, _ := do(t, req).Body["python"].(map[string]any)
+	if diff := cmp.Diff([]any{}, py["preload"]); diff != "" {
+		t.Errorf("cold mode /info python.preload (-want +got):\n%s", diff)
+	}
 }
 
 func TestReadyAndInfo(t *testing.T) {
@@ -321,6 +327,15 @@ func TestReadyAndInfo(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); r.Status != 200 || diff != "" {
 		t.Errorf("GET /info = %d, (-want +got):\n%s", r.Status, diff)
+	}
+	// The jobs' Python, as the probe template found it: the host's here.
+	py, _ := r.Body["python"].(map[string]any)
+	pkgs, _ := py["packages"].(map[string]any)
+	if v, _ := py["version"].(string); !strings.HasPrefix(v, "3.") || pkgs["numpy"] == nil || pkgs["pandas"] == nil {
+		t.Errorf("GET /info python = %v, want a 3.x version with numpy and pandas", r.Body["python"])
+	}
+	if diff := cmp.Diff([]any{"numpy", "pandas"}, py["preload"]); diff != "" {
+		t.Errorf("GET /info python.preload (-want +got):\n%s", diff)
 	}
 }
 

@@ -5,11 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
 
 	"github.com/python-executor/python-executor/internal/sandbox"
+	"github.com/python-executor/python-executor/internal/worker"
 )
 
 // Config is every knob of the server. Each has a flag and an environment
@@ -32,6 +34,8 @@ type Config struct {
 	MaxProcs         int
 	MaxOpenFiles     int
 	Python           string
+	PythonRoot       string
+	Preload          string
 	Isolation        string
 	RequireIsolation string
 	WorkerUID        int
@@ -71,6 +75,8 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.IntVar(&c.MaxProcs, "max-procs", 64, "processes and threads per job")
 	fs.IntVar(&c.MaxOpenFiles, "max-open-files", 256, "open files per job process")
 	fs.StringVar(&c.Python, "python", "/usr/bin/python3", "Python interpreter (absolute path under /usr)")
+	fs.StringVar(&c.PythonRoot, "python-root", "", "root filesystem the jobs run in, instead of the host's /usr, /lib* and /etc (a Debian tree made by scripts/python-root.sh); --python is then a path inside it; needs namespaces isolation")
+	fs.StringVar(&c.Preload, "preload", "numpy,pandas", "comma-separated modules each warm template imports before forking (matplotlib: pyplot with the Agg backend); \"none\" for none")
 	fs.StringVar(&c.Isolation, "isolation", "auto", "auto, namespaces or basic")
 	fs.StringVar(&c.RequireIsolation, "require-isolation", "", "refuse to start without these protections, comma-separated: basic or namespaces, and landlock (ABI 6 or later)")
 	fs.IntVar(&c.WorkerUID, "worker-uid", 100000, "first uid of the workers when the server runs as root (worker i runs as worker-uid+i)")
@@ -139,8 +145,16 @@ func (c Config) validate() error {
 	check(c.PerKeyConc >= 0, "per-key-concurrency must be >= 0")
 	check(c.MaxFiles >= 0 && c.MaxFiles <= 10000, "max-files must be in 0..10000")
 	check(c.MaxFilesBytes >= 0 && c.MaxFilesBytes <= 256<<20, "max-files-bytes must be in 0..256MiB")
-	_, err := os.Stat(c.Python)
-	check(err == nil, "python %s: %v", c.Python, err)
+	_, err := c.preload()
+	check(err == nil, "preload: %v", err)
+	if c.PythonRoot != "" {
+		check(filepath.IsAbs(c.PythonRoot), "python-root must be an absolute path")
+		check(c.Isolation != "basic", "python-root needs namespaces isolation, and isolation is basic")
+		st, err := os.Stat(c.PythonRoot)
+		check(err == nil && st.IsDir(), "python-root %s is not a directory", c.PythonRoot)
+	}
+	_, err = os.Stat(c.pythonOnHost())
+	check(err == nil, "python %s: %v", c.pythonOnHost(), err)
 	return errors.Join(errs...)
 }
 
@@ -162,6 +176,17 @@ func (c Config) requirements() (level sandbox.Level, landlock bool, err error) {
 	}
 	return level, landlock, nil
 }
+
+// pythonOnHost is where the host sees the jobs' interpreter.
+func (c Config) pythonOnHost() string {
+	if c.PythonRoot == "" {
+		return c.Python
+	}
+	return filepath.Join(c.PythonRoot, c.Python)
+}
+
+// preload parses --preload.
+func (c Config) preload() ([]string, error) { return worker.ParsePreload(c.Preload) }
 
 // apiKeys returns the configured keys from --api-keys and --api-keys-file.
 func (c Config) apiKeys() ([]string, error) {

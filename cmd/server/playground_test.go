@@ -327,7 +327,7 @@ func TestPlaygroundExamples(t *testing.T) {
 		}
 	}
 	want := map[string]string{"Seed 9": "def main():\n    return {invalid syntax here}"}
-	for _, tc := range seedCases {
+	for _, tc := range seedScripts {
 		n, _, _ := strings.Cut(tc.name, " ")
 		want["Seed "+n] = tc.script
 	}

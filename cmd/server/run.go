@@ -45,6 +45,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		ScratchBytes:    cfg.ScratchMB << 20,
 		PassEnv:         strings.Split(cfg.PassEnv, ","),
 		JobMemoryBytes:  cfg.MemoryMB << 20,
+		Root:            cfg.PythonRoot,
 	})
 	if err != nil {
 		return fmt.Errorf("sandbox: %w", err)
@@ -82,6 +83,35 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		OutputFiles:      cfg.MaxFiles,
 		OutputFilesBytes: cfg.MaxFilesBytes,
 	}
+	preload, err := cfg.preload()
+	if err != nil {
+		return err
+	}
+	if cfg.PoolSize == 0 {
+		preload = []string{} // cold mode: every job starts a fresh interpreter
+		if cfg.Preload != "numpy,pandas" {
+			log.Warn().Str("preload", cfg.Preload).Msg("--preload has no effect in cold mode (--pool-size 0)")
+		}
+	}
+	wcfg := worker.Config{
+		Python:       cfg.Python,
+		Program:      python.Worker,
+		Preload:      preload,
+		Sandbox:      sb,
+		Limits:       limits,
+		StartTimeout: cfg.StartTimeout,
+		Logger:       log.With().Str("component", "worker").Logger(),
+	}
+	// One template first, in the jobs' sandbox, says what /info reports.
+	// Before the pool, not beside it: it holds a worker uid while it runs,
+	// and the pool may need every one.
+	probeStart := time.Now()
+	py, err := worker.Probe(ctx, wcfg)
+	if err != nil {
+		return fmt.Errorf("checking the jobs' Python: %w", err)
+	}
+	log.Info().Str("python", py.Version).Strs("preload", py.Preload).Interface("packages", py.Packages).
+		Dur("took", time.Since(probeStart)).Msg("jobs' Python")
 	pcfg := pool.Config{
 		Size:            cfg.PoolSize,
 		QueueWait:       m.QueueWait,
@@ -89,14 +119,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		MaxQueue:        cfg.QueueSize,
 		QueueTimeout:    cfg.QueueTimeout,
 		Logger:          log.With().Str("component", "pool").Logger(),
-		Worker: worker.Config{
-			Python:       cfg.Python,
-			Program:      python.Worker,
-			Sandbox:      sb,
-			Limits:       limits,
-			StartTimeout: cfg.StartTimeout,
-			Logger:       log.With().Str("component", "worker").Logger(),
-		},
+		Worker:          wcfg,
 	}
 	start := time.Now()
 	if cfg.PoolSize == 0 {
@@ -121,6 +144,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		"isolation": sb.Level().String(),
 		"mode":      mode,
 		"pool_size": cfg.PoolSize,
+		"python":    py,
 		"limits": map[string]any{
 			"default_timeout_s":  cfg.DefaultTimeout.Seconds(),
 			"max_timeout_s":      cfg.MaxTimeout.Seconds(),

@@ -142,9 +142,11 @@ func TestAdversarial(t *testing.T) {
 	}
 }
 
-func testAdversarial(t *testing.T, su setup) {
+// testAdversarial attacks a server of setup su, started with the extra
+// flags too.
+func testAdversarial(t *testing.T, su setup, extra ...string) {
 	// Secrets in the server's environment: no job may see them.
-	s := startSetup(t, su, []string{"SECRET_TOKEN=hunter2", "PYEXEC_API_KEYS=hunter2-key"}, "--pool-size", "2")
+	s := startSetup(t, su, []string{"SECRET_TOKEN=hunter2", "PYEXEC_API_KEYS=hunter2-key"}, append([]string{"--pool-size", "2"}, extra...)...)
 	s.apiKey = "hunter2-key"
 	serverPid := strconv.Itoa(s.cmd.Process.Pid)
 	// A host service on an abstract unix socket the jobs must not reach.

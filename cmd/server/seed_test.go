@@ -12,17 +12,20 @@ import (
 
 // The seed's ten test cases (shared/seed/python-executor.md), scripts and
 // expected bodies verbatim.
-func TestSeedCases(t *testing.T) {
+func TestSeedCases(t *testing.T) { seedCases(t, shared) }
+
+// seedCases runs the seed's cases against s.
+func seedCases(t *testing.T, s *server) {
 	t.Run("1 health", func(t *testing.T) {
-		req, _ := http.NewRequest(http.MethodGet, shared.URL+"/health", nil)
+		req, _ := http.NewRequest(http.MethodGet, s.URL+"/health", nil)
 		r := do(t, req)
 		if diff := cmp.Diff(map[string]any{"status": "healthy"}, r.Body); r.Status != 200 || diff != "" {
 			t.Errorf("GET /health = %d, body diff (-want +got):\n%s", r.Status, diff)
 		}
 	})
-	for _, tc := range seedCases {
+	for _, tc := range seedScripts {
 		t.Run(tc.name, func(t *testing.T) {
-			r := shared.execute(t, script(tc.script))
+			r := s.execute(t, script(tc.script))
 			var want map[string]any
 			if err := json.Unmarshal([]byte(tc.want), &want); err != nil {
 				t.Fatal(err)
@@ -33,7 +36,7 @@ func TestSeedCases(t *testing.T) {
 		})
 	}
 	t.Run("9 syntax error", func(t *testing.T) {
-		r := shared.execute(t, script("def main():\n    return {invalid syntax here}"))
+		r := s.execute(t, script("def main():\n    return {invalid syntax here}"))
 		msg, _ := r.Body["error"].(string)
 		if r.Status != 200 || !strings.HasPrefix(msg, "Syntax error in script: ") || len(msg) <= len("Syntax error in script: ") ||
 			r.Body["stdout"] != "" || len(r.Body) != 2 {
@@ -42,10 +45,10 @@ func TestSeedCases(t *testing.T) {
 	})
 }
 
-// seedCases are the seed's cases 2 to 10 but 9 (its error text is Python's
+// seedScripts are the seed's cases 2 to 10 but 9 (its error text is Python's
 // own, checked by prefix), scripts and expected bodies verbatim. The
 // playground's examples hold the same scripts.
-var seedCases = []struct {
+var seedScripts = []struct {
 	name   string
 	script string
 	want   string

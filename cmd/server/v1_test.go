@@ -385,7 +385,8 @@ func TestV1Images(t *testing.T) {
 		t.Errorf("failing plot job: %.500s", r.Raw)
 	}
 	// Nothing to configure: pyplot uses the non-interactive backend.
-	r = shared.v1(t, obj{"script": "import matplotlib\ndef main():\n    return matplotlib.get_backend()\n"})
+	// (matplotlib 3.6 names it "agg", 3.10 "Agg".)
+	r = shared.v1(t, obj{"script": "import matplotlib\ndef main():\n    return matplotlib.get_backend().lower()\n"})
 	if r.Body["result"] != "agg" {
 		t.Errorf("backend = %v", r.Body["result"])
 	}

@@ -19,9 +19,10 @@ type LandlockRules struct {
 var devices = []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"}
 
 // etcFiles are the only files of /etc a job needs: the dynamic loader's
-// cache (to start a program), time zones, Python's and matplotlib's
-// configuration. bubblewrap binds the same ones into its sandbox.
-var etcFiles = []string{"/etc/alternatives", "/etc/ld.so.cache", "/etc/localtime", "/etc/matplotlibrc", "/etc/python3", "/etc/python3.11", "/etc/python3.13"}
+// cache (to start a program), time zones, Python's, matplotlib's and
+// fontconfig's configuration. bubblewrap binds the same ones into its
+// sandbox (from the jobs' root, when there is one).
+var etcFiles = []string{"/etc/alternatives", "/etc/fonts", "/etc/ld.so.cache", "/etc/localtime", "/etc/matplotlibrc", "/etc/python3", "/etc/python3.11", "/etc/python3.13"}
 
 // landlockRules returns the rules for jobs at level.
 func landlockRules(level Level) LandlockRules {

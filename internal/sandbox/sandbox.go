@@ -78,6 +78,11 @@ type Config struct {
 	// memory controller), caps the memory of all of a job's processes
 	// together, on top of the per-process RLIMIT_AS.
 	JobMemoryBytes int64
+	// Root, when set, is a root filesystem (a Debian tree) whose /usr, /bin,
+	// /lib* and /etc files the workers see instead of the host's: the jobs'
+	// Python and packages come from there. Namespaces level only; New
+	// refuses it at any other.
+	Root string
 }
 
 // Sandbox builds worker commands at one isolation level.

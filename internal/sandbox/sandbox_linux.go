@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -42,6 +43,12 @@ func New(cfg Config) (*Sandbox, error) {
 		s.reason = err.Error()
 	default:
 		return nil, fmt.Errorf("unknown isolation mode %q (want auto, namespaces or basic)", cfg.Mode)
+	}
+	if cfg.Root != "" && s.level != LevelNamespaces {
+		// At basic level the jobs see the host's filesystem: no other
+		// root can be given to them.
+		return nil, fmt.Errorf("%w: a jobs' root (%s) needs namespaces isolation, and the host gives %s: %s",
+			ErrLevelUnavailable, cfg.Root, s.level, s.reason)
 	}
 	s.landlockABI, s.landlockReason = landlockABI()
 	if cfg.RequireLandlock && s.landlockABI < LandlockFullABI {
@@ -153,6 +160,7 @@ func sweepUID(uid, gid int) {
 // the worker program is copied from ProgramFD to workerPath.
 func (s *Sandbox) bwrapArgs(program bool) []string {
 	size := strconv.FormatInt(s.cfg.ScratchBytes, 10)
+	root := strings.TrimRight(s.cfg.Root, "/") // "" for the host's
 	args := []string{
 		"--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc",
 		"--unshare-uts", "--unshare-cgroup-try",
@@ -162,21 +170,22 @@ func (s *Sandbox) bwrapArgs(program bool) []string {
 		// without the template's protections (non-dumpable, reaping, and
 		// no signals from inside the namespace) lives beside the jobs.
 		"--as-pid-1",
-		"--ro-bind", "/usr", "/usr",
+		"--ro-bind", root + "/usr", "/usr",
 		// /usr/local holds what was installed by hand (toolchains, the
 		// server itself in the image), not Debian's Python packages.
 		"--tmpfs", "/usr/local", "--remount-ro", "/usr/local",
 	}
 	// Merged-/usr hosts have /bin, /lib... as symlinks; others as directories.
 	for _, d := range []string{"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"} {
-		if target, err := os.Readlink(d); err == nil {
+		src := root + d
+		if target, err := os.Readlink(src); err == nil {
 			args = append(args, "--symlink", target, d)
-		} else if fi, err := os.Stat(d); err == nil && fi.IsDir() {
-			args = append(args, "--ro-bind", d, d)
+		} else if fi, err := os.Stat(src); err == nil && fi.IsDir() {
+			args = append(args, "--ro-bind", src, d)
 		}
 	}
-	for _, f := range []string{"/etc/alternatives", "/etc/ld.so.cache", "/etc/localtime", "/etc/matplotlibrc", "/etc/python3", "/etc/python3.11"} {
-		args = append(args, "--ro-bind-try", f, f)
+	for _, f := range etcFiles {
+		args = append(args, "--ro-bind-try", root+f, f)
 	}
 	args = append(args,
 		"--proc", "/proc",

@@ -164,6 +164,8 @@ type meta struct {
 	Signal    int    `json:"signal"`
 	ElapsedMS int64  `json:"elapsed_ms"`
 	Error     string `json:"error"` // type "fatal"
+
+	Python *PythonInfo `json:"python"` // a probe's "ready"
 }
 
 // childResult is the frame the job process writes after main() returns:

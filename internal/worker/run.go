@@ -157,7 +157,7 @@ func Reusable(err error) bool {
 // deliver sends the job frame on the control pipe and the job's descriptors
 // on the job socket. Neither blocks past its deadline.
 func (w *Worker) deliver(job Job, p *jobPipes) error {
-	warm := strings.Contains(job.Script, "numpy") || strings.Contains(job.Script, "pandas")
+	warm := w.cfg.usesPreload(job.Script)
 	if err := w.send(map[string]any{"type": "job", "timeout_ms": job.Timeout.Milliseconds(), "warm": warm}); err != nil {
 		return w.deadErr(fmt.Errorf("sending job: %w", err))
 	}
@@ -219,6 +219,9 @@ func (w *Worker) awaitFrame(ctx context.Context, want string, timeout time.Durat
 			}
 			switch f.m.Type {
 			case want:
+				if f.m.Python != nil {
+					w.python = f.m.Python
+				}
 				return nil
 			case "done":
 				if w.pendingDone { // the previous job's

@@ -40,9 +40,13 @@ type Limits struct {
 type Config struct {
 	Python  string // absolute path of the interpreter
 	Program []byte // source of worker.py
-	// Warm pre-imports numpy and pandas in the template and warms each job
-	// child. Cold workers (Warm false) import nothing ahead of the script.
+	// Warm pre-imports the Preload modules in the template and warms each
+	// job child. Cold workers (Warm false) import nothing ahead of the script.
 	Warm bool
+	// Preload names the modules a warm template imports before forking
+	// (matplotlib: pyplot with the Agg backend). nil means DefaultPreload;
+	// an empty, non-nil slice preloads nothing.
+	Preload []string
 	// OneShot workers exit after their first job instead of preparing the
 	// next one (cold mode).
 	OneShot bool
@@ -51,6 +55,8 @@ type Config struct {
 	// StartTimeout bounds Start and WaitReady.
 	StartTimeout time.Duration
 	Logger       zerolog.Logger
+
+	probe bool // set by Probe
 }
 
 // Worker is one running template interpreter.
@@ -73,6 +79,7 @@ type Worker struct {
 	died        chan struct{} // closed as soon as Wait returns
 	exited      chan struct{} // closed once the exit is recorded and cleaned up
 	exitErr     error         // set before exited is closed
+	python      *PythonInfo   // from the first "ready" frame, when it has one
 	kill        sync.Once
 	log         zerolog.Logger
 }
@@ -173,6 +180,8 @@ func Start(ctx context.Context, cfg Config) (_ *Worker, retErr error) {
 		"own_uid":      cfg.Sandbox.PerWorkerUIDs(),
 		"landlock":     rules,
 		"warm":         cfg.Warm,
+		"preload":      cfg.preload(),
+		"probe":        cfg.probe,
 		"one_shot":     cfg.OneShot,
 		"scratch":      proc.Scratch,
 		"memory_bytes": cfg.Limits.MemoryBytes,
