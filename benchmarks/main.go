@@ -39,6 +39,7 @@ func main() {
 	only := flag.String("scripts", "", "comma-separated script names to run (default all)")
 	poolSize := flag.Int("pool-size", 0, "warm pool size (0 = the server's default)")
 	binary := flag.String("binary", "", "server binary (default: build ./cmd/server)")
+	flag.StringVar(&serverArgs, "server-args", "", "extra flags for both servers, space-separated (e.g. --python-root /srv/trixie)")
 	flag.StringVar(&floorPython, "floor-python", "/usr/bin/python3", "interpreter of the unsafe floor")
 	flag.StringVar(&floorRoot, "floor-root", "", "run the floor's interpreter chrooted in this tree (another Python, e.g. a debootstrapped trixie)")
 	flag.Parse()
@@ -238,6 +239,7 @@ func startServer(binary string, args ...string) (*server, error) {
 	// range, which would kill the workers of another server sharing it.
 	uid := strconv.Itoa(400000 + (os.Getpid()%1024)*1024 + cgroups*64)
 	args = append(args, "--worker-uid", uid, "--worker-gid", uid, "--worker-uids", "64")
+	args = append(args, strings.Fields(serverArgs)...)
 	cmd := exec.Command(binary, append([]string{"--addr", "127.0.0.1:0"}, args...)...)
 	if cg != "" {
 		// Enter the cgroup before exec, so every worker is born inside it.
@@ -299,7 +301,7 @@ func startServer(binary string, args ...string) (*server, error) {
 //go:embed floor.py
 var floorSource string
 
-var floorPython, floorRoot string
+var floorPython, floorRoot, serverArgs string
 
 // startFloor starts the unsafe floor (floor.py) in a cgroup of its own.
 func startFloor() (*server, error) {
