@@ -192,35 +192,13 @@ func TestPlayground(t *testing.T) {
 		t.Fatalf("share link %q", link)
 	}
 	checkPolicy(t, ctx) // before leaving the page
-	err := chromedp.Do(ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(link))
-	if err == nil {
-		err = poll(ctx, `document.body.dataset.ready === "true"`)
-	}
-	if err == nil {
-		err = chromedp.Do(ctx, chromedp.Click(testID("run")))
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitRun(t, ctx)
-	if diff := cmp.Diff(map[string]any{"n": 42.0}, jsonOf(t, pageText(t, ctx, "result"))); diff != "" {
+	if diff := cmp.Diff(map[string]any{"n": 42.0}, openAndRun(t, ctx, "about:blank", link)); diff != "" {
 		t.Errorf("shared script's result (-want +got):\n%s", diff)
 	}
 	// The page remembers the last script: opened again without a link,
 	// it has it still.
 	checkPolicy(t, ctx)
-	err = chromedp.Do(ctx, chromedp.Navigate(shared.URL+"/"))
-	if err == nil {
-		err = poll(ctx, `document.body.dataset.ready === "true"`)
-	}
-	if err == nil {
-		err = chromedp.Do(ctx, chromedp.Click(testID("run")))
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitRun(t, ctx)
-	if diff := cmp.Diff(map[string]any{"n": 42.0}, jsonOf(t, pageText(t, ctx, "result"))); diff != "" {
+	if diff := cmp.Diff(map[string]any{"n": 42.0}, openAndRun(t, ctx, shared.URL+"/")); diff != "" {
 		t.Errorf("remembered script's result (-want +got):\n%s", diff)
 	}
 
@@ -254,7 +232,7 @@ func TestPlayground(t *testing.T) {
 
 	// Output arrives while the job runs, and Stop cancels it.
 	typeScript(t, ctx, "import time\n\ndef main():\n    print('first')\n    time.sleep(25)\n    return 1\n")
-	err = poll(ctx, `document.querySelector('[data-testid="stdout"]').textContent === "first\n" &&
+	err := poll(ctx, `document.querySelector('[data-testid="stdout"]').textContent === "first\n" &&
 		document.querySelector('[data-testid="run"]').textContent === "Stop"`)
 	if err == nil {
 		err = chromedp.Do(ctx, chromedp.Click(testID("run")))
@@ -415,4 +393,27 @@ func TestPlaygroundScreenshots(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openAndRun navigates to each of urls in turn, waits for the page to be
+// ready, runs its script and returns the result pane's JSON.
+func openAndRun(t *testing.T, ctx context.Context, urls ...string) any {
+	t.Helper()
+	var err error
+	for _, u := range urls {
+		if err == nil {
+			err = chromedp.Do(ctx, chromedp.Navigate(u))
+		}
+	}
+	if err == nil {
+		err = poll(ctx, `document.body.dataset.ready === "true"`)
+	}
+	if err == nil {
+		err = chromedp.Do(ctx, chromedp.Click(testID("run")))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRun(t, ctx)
+	return jsonOf(t, pageText(t, ctx, "result"))
 }
