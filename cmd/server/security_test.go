@@ -149,6 +149,12 @@ func testAdversarial(t *testing.T, su setup, extra ...string) {
 	s := startSetup(t, su, []string{"SECRET_TOKEN=hunter2", "PYEXEC_API_KEYS=hunter2-key"}, append([]string{"--pool-size", "2"}, extra...)...)
 	s.apiKey = "hunter2-key"
 	serverPid := strconv.Itoa(s.cmd.Process.Pid)
+	// The server runs in the test's working directory (the clone's
+	// cmd/server), wherever the clone is: not necessarily under /work.
+	serverDir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
 	// A host service on an abstract unix socket the jobs must not reach.
 	abstract := fmt.Sprintf("@python-executor-test-%d-%s", os.Getpid(), strings.ReplaceAll(su.name, "/", "-"))
 	ln, err := net.Listen("unix", abstract)
@@ -203,7 +209,7 @@ def main():
 		{"template environment", `def main(): return attempt(lambda: open("/proc/%d/environ" % os.getppid(), "rb").read())`, 0, result("EACCES"), nil},
 		{"pid 1 memory", `def main(): return attempt(lambda: open("/proc/1/mem", "r+b"))`, 0, result("EACCES"), nil},
 		{"hostname", `def main(): return socket.gethostname()`, 0, result("sandbox"), func(reply) string { return "" }},
-		{"server working directory", `def main(): return attempt(lambda: os.listdir("/work"))`, 0, result(hidden), nil},
+		{"server working directory", `def main(): return attempt(lambda: os.listdir(` + strconv.Quote(serverDir) + `))`, 0, result(hidden), nil},
 
 		// Writes and persistence.
 		{"write /usr", `def main(): return attempt(lambda: open("/usr/lib/evil", "w"))`, 0, result(readOnly), nil},
