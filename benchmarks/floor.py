@@ -44,6 +44,7 @@ def execute(script):
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go in two writes
 
     def do_GET(self):
         self.reply(b'{"status":"ok"}')
