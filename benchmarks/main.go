@@ -309,7 +309,7 @@ func startFloor() (*server, error) {
 	cg := newCgroup()
 	argv := []string{floorPython, "-c", floorSource}
 	if floorRoot != "" {
-		argv = append([]string{"chroot", floorRoot}, argv...)
+		argv = append([]string{"/usr/sbin/chroot", floorRoot}, argv...)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	if cg != "" {
