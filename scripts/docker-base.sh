@@ -15,8 +15,10 @@ fi
 command -v debootstrap >/dev/null || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
 }
-# The mirror this machine already uses, else Debian's default.
-mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n1)
+# The mirror this machine already uses (deb822 debian.sources, or a one-line
+# sources.list), else Debian's default. Either file may be missing.
+mirror=$({ sed -n 's/^URIs: *\(http[^ ]*debian\)$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true
+  sed -n 's/^deb \(\[[^]]*\] \)\{0,1\}\(http[^ ]*debian\)\/\{0,1\} .*/\2/p' /etc/apt/sources.list 2>/dev/null || true; } | head -n1)
 mirror=${mirror:-http://deb.debian.org/debian}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

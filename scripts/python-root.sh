@@ -26,8 +26,11 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 fi
 command -v debootstrap >/dev/null || {
   echo "python-root: debootstrap is missing (scripts/deps.sh installs it)" >&2; exit 1; }
-# The mirror this machine already uses, else Debian's default.
-mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n1)
+# The mirror this machine already uses (deb822 debian.sources, or a one-line
+# sources.list as debootstrap and older releases write), else Debian's
+# default. Either file may be missing: that must not stop the script.
+mirror=$({ sed -n 's/^URIs: *\(http[^ ]*debian\)$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true
+  sed -n 's/^deb \(\[[^]]*\] \)\{0,1\}\(http[^ ]*debian\)\/\{0,1\} .*/\2/p' /etc/apt/sources.list 2>/dev/null || true; } | head -n1)
 mirror=${mirror:-http://deb.debian.org/debian}
 tmp="$dir.tmp-$$"
 trap 'rm -rf "$tmp"' EXIT
