@@ -68,7 +68,10 @@ def main():
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
     print("listening %s:%d" % srv.server_address, flush=True)
-    srv.serve_forever()
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:  # how the benchmark stops it
+        pass
 
 
 if __name__ == "__main__":
