@@ -27,8 +27,8 @@ def start(name, binary, port):
     os.makedirs(cg, exist_ok=True)
     proc = subprocess.Popen(["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cg, binary,
                              "--addr", "127.0.0.1:%d" % port, "--pool-size", "2",
-                             # uids of their own: a root server sweeps its range at start
-                             "--worker-uid", str(300000 + port * 16), "--worker-gid", str(300000 + port * 16),
+                             # uids of their own: two root servers cannot share a range
+                             "--worker-uid", str(1800000000 + port * 16), "--worker-gid", str(1800000000 + port * 16),
                              "--worker-uids", "16"],
                             stderr=subprocess.DEVNULL)
     url = "http://127.0.0.1:%d" % port

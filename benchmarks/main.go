@@ -237,7 +237,7 @@ func startServer(binary string, args ...string) (*server, error) {
 	cg := newCgroup()
 	// Worker uids of its own (used when root): a root server sweeps its
 	// range, which would kill the workers of another server sharing it.
-	uid := strconv.Itoa(400000 + (os.Getpid()%1024)*1024 + cgroups*64)
+	uid := strconv.Itoa(1_700_000_000 + (os.Getpid()%1024)*1024 + cgroups*64)
 	args = append(args, "--worker-uid", uid, "--worker-gid", uid, "--worker-uids", "64")
 	args = append(args, strings.Fields(serverArgs)...)
 	cmd := exec.Command(binary, append([]string{"--addr", "127.0.0.1:0"}, args...)...)

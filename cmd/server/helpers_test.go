@@ -132,7 +132,7 @@ func startAs(uid int, env []string, args ...string) (*server, error) {
 	// Servers that run at once, in this test process or another, need uid
 	// ranges of their own: a root server sweeps a worker's uid with kill(-1)
 	// when the worker is gone.
-	uids := strconv.FormatInt(200000+int64(os.Getpid()%4096)*1024+(n%64)*16, 10)
+	uids := strconv.FormatInt(1_600_000_000+int64(os.Getpid()%4096)*1024+(n%64)*16, 10)
 	cmd := exec.Command(binary, append([]string{"--addr", "127.0.0.1:0", "--log-level", "debug",
 		"--pass-env", "PYEXEC_TEST_MARK", "--worker-uid", uids, "--worker-gid", uids, "--worker-uids", "16"}, args...)...)
 	cmd.Env = append([]string{"PYEXEC_TEST_MARK=" + mark, "PATH=/usr/bin:/bin"}, env...)

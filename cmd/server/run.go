@@ -51,6 +51,9 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		return fmt.Errorf("sandbox: %w", err)
 	}
 	defer sb.Close()
+	if uids := sb.Swept(); len(uids) > 0 {
+		log.Warn().Ints("uids", uids).Msg("killed processes that a server before this one left running under its worker uids")
+	}
 	memCgroup, memReason := sb.MemoryCgroup()
 	if !memCgroup {
 		log.Warn().Str("reason", memReason).

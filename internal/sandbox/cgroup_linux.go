@@ -32,11 +32,41 @@ func newMemoryCgroups(jobBytes int64) (*memoryCgroups, error) {
 	if err != nil {
 		return nil, err
 	}
-	root := filepath.Join("/sys/fs/cgroup/memory", own, fmt.Sprintf("python-executor-%d", os.Getpid()))
+	parent := filepath.Join("/sys/fs/cgroup/memory", own)
+	removeStale(parent)
+	root := filepath.Join(parent, fmt.Sprintf("python-executor-%d", os.Getpid()))
 	if err := os.Mkdir(root, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, err
 	}
 	return &memoryCgroups{root: root, limit: jobBytes + templateAllowance}, nil
+}
+
+// removeStale removes the empty groups of servers that are gone: a server
+// killed with SIGKILL leaves its own. It removes, never kills: a group that
+// still holds processes stays, and so does the group of a pid that is alive
+// (or reused). A server in another pid namespace sharing this parent would
+// look gone, so emptiness is what makes removal safe: a worker's group is
+// removed only in the moment between its creation and its process entering
+// it, and that worker then fails to start and is replaced.
+func removeStale(parent string) {
+	entries, _ := os.ReadDir(parent)
+	for _, e := range entries {
+		pid, err := strconv.Atoi(strings.TrimPrefix(e.Name(), "python-executor-"))
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), "python-executor-") || err != nil || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			continue
+		}
+		dir := filepath.Join(parent, e.Name())
+		groups, _ := os.ReadDir(dir)
+		for _, g := range groups {
+			if g.IsDir() {
+				os.Remove(filepath.Join(dir, g.Name()))
+			}
+		}
+		os.Remove(dir)
+	}
 }
 
 // ownCgroup returns this process's path in the cgroup v1 hierarchy of

@@ -99,7 +99,9 @@ type Sandbox struct {
 	landlockABI    int    // 0 when the kernel has no Landlock
 	landlockReason string // why landlockABI is 0
 
-	uids chan int // free worker uid offsets; nil when all workers share one
+	uids    chan int // free worker uid offsets; nil when all workers share one
+	uidLock *os.File // holds this server's worker uids (root only)
+	swept   []int    // worker uids a dead server had left processes under
 }
 
 // Landlock returns the Landlock ABI the job processes confine themselves
@@ -114,13 +116,21 @@ func (s *Sandbox) LandlockStatus() (int, string) { return s.landlockABI, s.landl
 // PerWorkerUIDs reports whether each worker runs under a uid of its own.
 func (s *Sandbox) PerWorkerUIDs() bool { return s.uids != nil }
 
-// Close removes what New set up on the host (the server's memory cgroup).
+// Close removes what New set up on the host (the server's memory cgroup)
+// and gives back its worker uids.
 // Call it after every worker has exited.
 func (s *Sandbox) Close() {
 	if s.memory != nil {
 		removeCgroup(s.memory.root)
 	}
+	if s.uidLock != nil {
+		s.uidLock.Close()
+	}
 }
+
+// Swept returns the worker uids under which New found, and killed,
+// processes that a server before this one had left running.
+func (s *Sandbox) Swept() []int { return s.swept }
 
 // MemoryCgroup reports whether each job's processes together are capped by a
 // memory cgroup, and if not, why.

@@ -78,7 +78,14 @@ func New(cfg Config) (*Sandbox, error) {
 		}
 	}
 	if s.level < cfg.MinLevel {
+		s.Close()
 		return nil, fmt.Errorf("%w: %s required, host gives %s: %s", ErrLevelUnavailable, cfg.MinLevel, s.level, s.reason)
+	}
+	if s.asRoot {
+		if err := s.claimUIDs(); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
