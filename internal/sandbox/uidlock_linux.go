@@ -49,12 +49,17 @@ func lockUIDsIn(dir string, first, n int, shared bool) (*os.File, error) {
 	}
 	// An open file description's lock, not a process's: closing another
 	// descriptor of the file does not drop it, and two sandboxes of one
-	// process conflict like two servers.
+	// process conflict like two servers. gVisor has only the process's
+	// kind (EINVAL), which serves as well in a server that opens this file
+	// once.
 	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: int64(first), Len: int64(n)}
 	if shared {
 		lk.Type = unix.F_RDLCK
 	}
 	err = unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk)
+	if errors.Is(err, unix.EINVAL) {
+		err = unix.FcntlFlock(f.Fd(), unix.F_SETLK, &lk)
+	}
 	if err == nil {
 		return f, nil
 	}
