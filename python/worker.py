@@ -676,14 +676,11 @@ def child_main(cfg, warm, sock, scratch):
     nonce = b""
     res_w = -1
     try:
+        # The template's own oom_score_adj, open for writing: never the job's.
+        os.close(OOM.fd)
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         prctl(PR_SET_DUMPABLE, 0)
         os.setsid()  # its own process group: kill(0) cannot reach the template
-        try:  # over a memory cgroup's limit, the kernel kills the job, not the template
-            with open("/proc/self/oom_score_adj", "w") as f:
-                f.write("1000")
-        except OSError:
-            pass
         for fd in (CTL_IN, CTL_OUT, JOB_FDS):
             os.close(fd)
         if warm:
@@ -956,6 +953,37 @@ def in_background(fn):
 PROBE = False  # set in the template before forking a probe child
 
 
+class OOMScore:
+    """Makes each job process the kernel's first choice when memory runs out
+    (in the worker's cgroup, the container's or the host's), before the
+    template or the server: a job starts with oom_score_adj 1000.
+
+    A process sets its own, through /proc/self/oom_score_adj, and only while
+    it is dumpable: the template and the job processes are not (that file is
+    root's then). So the template opens the file once, while it still is,
+    and around each fork raises its score to 1000 for the child to inherit,
+    then lowers it back: a process may go back down to where it started
+    without privilege. The child closes the descriptor first thing."""
+
+    def __init__(self):
+        self.fd = os.open("/proc/self/oom_score_adj", os.O_RDWR | os.O_CLOEXEC)
+        self.own = os.pread(self.fd, 32, 0).strip() or b"0"
+
+    def fork(self):
+        """fork(), the child with oom_score_adj 1000."""
+        os.write(self.fd, b"1000")
+        pid = -1
+        try:
+            pid = fork()
+        finally:
+            if pid != 0:
+                os.write(self.fd, self.own)
+        return pid
+
+
+OOM = None  # OOMScore, set in main()
+
+
 # ---------------------------------------------------------------- template
 
 
@@ -983,7 +1011,7 @@ def fork_child(cfg, warm):
     scratch = os.path.join(cfg["scratch"][0], "job-" + os.urandom(6).hex())
     pages = WARM if warm else None
     PROBE = pages is not None and pages.probe_due()
-    pid = fork()
+    pid = OOM.fork()
     if pid == 0:
         mine.close()
         child_main(cfg, warm, theirs, scratch)
@@ -1174,6 +1202,15 @@ def job_memory_kib(pid):
     return kib
 
 
+def free_bytes(path):
+    """Free bytes of the filesystem path is on, or None."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return st.f_bfree * st.f_frsize
+
+
 def disk_usage(top, max_entries=100000):
     """Bytes of disk the tree at top takes, and whether it has more than
     max_entries entries (walked without following symlinks)."""
@@ -1208,13 +1245,26 @@ class JobWatch:
       job processes share count once per process: a conservative estimate;
     - disk, at basic level, where the job's scratch directory is not a tmpfs
       of bounded size: RLIMIT_FSIZE caps each file, this caps them all
-      (checked every fourth poll)."""
+      (checked every fourth poll). Files with no name (O_TMPFILE, or deleted
+      while open) are in no directory, and a job's descriptors are not ours
+      to read: the filesystem's free space is. When it has shrunk since the
+      job began by more than hidden_bytes beyond the job's own files, the job
+      ends. Another job's or the host's writes in that time count too, so
+      the allowance (the server's unnamed_disk_bytes: what all workers' jobs
+      may hold at once) bounds the harm; it is no quota."""
 
-    def __init__(self, memory_bytes, disk_bytes):
+    def __init__(self, memory_bytes, disk_bytes, hidden_bytes=0):
         self.memory_kib = memory_bytes >> 10
         self.disk_bytes = disk_bytes
+        self.hidden_bytes = hidden_bytes
         self.base = job_memory_kib(os.getpid())
         self.ticks = 0
+        self.free_at_start = None
+
+    def begin(self, child):
+        """Called as a job starts."""
+        self.ticks = 0
+        self.free_at_start = free_bytes(child.scratch) if self.disk_bytes and self.hidden_bytes else None
 
     def check(self, child, keep):
         """Returns the status that ends the job, or None."""
@@ -1225,6 +1275,9 @@ class JobWatch:
             used, too_many = disk_usage(child.scratch)
             if too_many or used > self.disk_bytes:
                 return "disk_limit"
+            free = free_bytes(child.scratch) if self.hidden_bytes else None
+            if None not in (free, self.free_at_start) and self.free_at_start - free - used > self.hidden_bytes:
+                return "disk_limit_unnamed"
         return None
 
     def memory_over(self, job_pid, keep):
@@ -1248,6 +1301,8 @@ def run_job(child, fds, job, cfg, watch=None, keep=()):
     cancels the job. Returns the "done" frame; the caller kills what is left."""
     timeout = job["timeout_ms"] / 1000.0
     start = time.monotonic()
+    if watch is not None:
+        watch.begin(child)
     try:
         socket.send_fds(child.sock, [b"J"], fds)
     except OSError:
@@ -1288,6 +1343,8 @@ def run_job(child, fds, job, cfg, watch=None, keep=()):
                 over = watch.check(child, keep)
                 if over:
                     meta["status"] = over
+                    if over == "disk_limit_unnamed":
+                        meta["unnamed_limit_bytes"] = watch.hidden_bytes
                     break
             for key, _ in events:
                 if key.fd == CTL_IN:
@@ -1341,7 +1398,8 @@ def serve(cfg):
     watch = None
     if cfg.get("watch_memory") or cfg.get("watch_disk"):
         watch = JobWatch(cfg["memory_bytes"] if cfg.get("watch_memory") else 0,
-                         cfg["fsize_bytes"] if cfg.get("watch_disk") else 0)
+                         cfg["fsize_bytes"] if cfg.get("watch_disk") else 0,
+                         cfg.get("unnamed_disk_bytes", 0))
     children = {warm: fork_child(cfg, warm) for warm in kinds}
     send({"type": "ready"})
     while True:
@@ -1491,6 +1549,8 @@ def main():
     try:
         cfg["seccomp"] = base64.b64decode(cfg.get("seccomp") or "")
         CFG.update(cfg)
+        global OOM
+        OOM = OOMScore()
         prctl(PR_SET_DUMPABLE, 0)
         try:
             prctl(PR_SET_CHILD_SUBREAPER, 1)

@@ -110,3 +110,39 @@ func TestServerRemovesMemoryCgroupsOfDeadServers(t *testing.T) {
 		t.Errorf("the next server left the dead one's memory cgroup %s (stat: %v)", group, err)
 	}
 }
+
+// Out of memory (a worker's cgroup, the container's, the host's), the kernel
+// must kill a job's processes, never a template or the server: every job
+// process starts with oom_score_adj 1000 (it used to fail to write it, once
+// non-dumpable, and the template was killed instead).
+func TestJobProcessesAreTheOOMKillersFirstChoice(t *testing.T) {
+	for _, level := range []string{"auto", "basic"} {
+		t.Run(level, func(t *testing.T) {
+			s := startServer(t, "--pool-size", "1", "--isolation", level)
+			waitFor(t, "a worker", func() bool { return len(s.warmWorkers()) == 1 })
+			tmpl := template(s.warmWorkers()[0])
+			var children []int
+			waitFor(t, "the template's waiting children", func() bool {
+				children = children[:0]
+				for _, p := range procs() {
+					if p.ppid == tmpl {
+						children = append(children, p.pid)
+					}
+				}
+				return tmpl != 0 && len(children) == 2
+			})
+			adj := func(pid int) string {
+				b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/oom_score_adj")
+				return strings.TrimSpace(string(b))
+			}
+			for _, c := range children {
+				if got := adj(c); got != "1000" {
+					t.Errorf("job process %d: oom_score_adj %q, want 1000", c, got)
+				}
+			}
+			if got := adj(tmpl); got == "1000" {
+				t.Errorf("the template has oom_score_adj 1000 too")
+			}
+		})
+	}
+}

@@ -377,6 +377,31 @@ def main():
             f.write(b"x" * (4 << 20))
     return "wrote 400 MiB"`, 0, failsWith("64 MiB"), nil},
 		{"memfd_create (memory no limit counts)", `def main(): return attempt(lambda: os.memfd_create("x"))`, 0, result("EPERM"), nil},
+		// Socket buffers are kernel memory that no rlimit or watch counts.
+		{"grow a socket's buffers", `
+def main():
+    a, b = socket.socketpair()
+    return [attempt(lambda: a.setsockopt(socket.SOL_SOCKET, o, 1 << 30)) for o in (socket.SO_SNDBUF, socket.SO_RCVBUF)]`, 0,
+			result([]string{"EPERM", "EPERM"}), nil},
+		// Files without a name are in no directory the disk watch walks.
+		{"files without a name (O_TMPFILE, deleted while open)", `
+import time
+def main():
+    held, chunk = [], b"x" * (1 << 20)
+    try:
+        for i in range(6):
+            if i % 2:
+                fd = os.open(".", os.O_TMPFILE | os.O_RDWR, 0o600)
+            else:
+                fd = os.open("f%d" % i, os.O_CREAT | os.O_RDWR, 0o600)
+                os.unlink("f%d" % i)
+            held.append(fd)
+            for _ in range(60):
+                os.write(fd, chunk)
+    except OSError as e:
+        return errno.errorcode[e.errno]
+    time.sleep(3)
+    return "held 360 MiB"`, 30, result("ENOSPC"), failsWith("Disk limit exceeded", "deleted while open")},
 		{"ctypes callbacks still work", `
 def main():
     cb = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(lambda x: x * 2)
@@ -445,6 +470,32 @@ def main(): return {"x": list(gen())}`, 1, failsWith("Time limit exceeded"), nil
 		{"kill with a high-bits pid", `def main(): return sc(62, (1 << 32) | os.getppid(), 9)`, 0, result("EPERM"), nil},
 		{"tgkill the template", `def main(): return sc(234, os.getppid(), os.getppid(), 9)`, 0, result("EPERM"), nil},
 		{"pidfd_open the template", `def main(): return sc(434, os.getppid(), 0)`, 0, result("EPERM"), nil},
+		// tkill takes any thread's id: one of the server's, the template's.
+		{"tkill the template", `def main(): return sc(200, os.getppid(), 0)`, 0, result("EPERM"), nil},
+		// A descriptor's owner gets SIGIO, or the F_SETSIG signal (SIGKILL
+		// too), when it becomes ready.
+		{"SIGIO to the template (F_SETOWN)", `
+import fcntl
+def main():
+    r, w = os.pipe()
+    return attempt(lambda: fcntl.fcntl(r, fcntl.F_SETOWN, os.getppid()))`, 0, result("EPERM"), nil},
+		{"SIGIO to the template (F_SETOWN_EX)", `
+def main():
+    r, w = os.pipe()
+    owner = (ctypes.c_int * 2)(1, os.getppid())  # F_OWNER_PID
+    return sc(72, r, 15, ctypes.addressof(owner))`, 0, result("EPERM"), nil},
+		{"SIGIO to the template (FIOSETOWN)", `
+def main():
+    r, w = os.pipe()
+    pid = ctypes.c_int(os.getppid())
+    return sc(16, r, 0x8901, ctypes.addressof(pid))`, 0, result("EPERM"), nil},
+		{"ioctl with a high-bits request (TIOCSTI)", `def main(): return sc(16, 0, (1 << 32) | 0x5412, 0)`, 0, result("EPERM"), nil},
+		// dnotify, like inotify, tells one tenant which files another reads.
+		{"watch what others read (dnotify)", `
+import fcntl
+def main():
+    fd = os.open("/usr/lib/python3", os.O_RDONLY)
+    return attempt(lambda: fcntl.fcntl(fd, fcntl.F_NOTIFY, fcntl.DN_ACCESS | fcntl.DN_MULTISHOT))`, 0, result("EPERM"), nil},
 		{"pidfd from /proc/<template>, then signal", `
 def main():
     fd = os.open("/proc/%d" % os.getppid(), os.O_RDONLY | os.O_DIRECTORY)

@@ -46,15 +46,34 @@ var deniedSyscalls = []string{
 	// leave data on directories that outlive it (its scratch root) or hold
 	// memory on tmpfs beyond its size.
 	"setxattr", "lsetxattr", "fsetxattr", "removexattr", "lremovexattr", "fremovexattr", "setxattrat", "removexattrat",
-	// inotify: watching /usr or /tmp tells one tenant what another opens.
+	// inotify: watching /usr or /tmp tells one tenant what another opens
+	// (so does dnotify, fcntl F_NOTIFY: see fcntlRefused).
 	"inotify_init", "inotify_init1", "inotify_add_watch",
+	// tkill names a thread by its tid alone: any thread of the server or
+	// the template, which the filter cannot list. glibc signals threads with
+	// tgkill, whose thread group the filter checks.
+	"tkill",
 	// SysV IPC: objects would outlive the job.
 	"shmget", "shmat", "shmctl", "shmdt", "msgget", "msgsnd", "msgrcv", "msgctl",
 	"semget", "semop", "semtimedop", "semctl",
 }
 
 // signalSyscalls take a target pid (or tgid) as their first argument.
-var signalSyscalls = []string{"kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_open"}
+var signalSyscalls = []string{"kill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_open"}
+
+// fcntlRefused are fcntl commands refused whatever their argument. F_SETOWN
+// and F_SETOWN_EX name the process, group or thread that gets SIGIO (or the
+// F_SETSIG signal, SIGKILL included) when a descriptor becomes ready: any
+// thread of the server or the template, past the signal rules above.
+// F_NOTIFY (dnotify) reports accesses to a directory's files by anyone,
+// other tenants included.
+var fcntlRefused = []uint64{unix.F_SETOWN, unix.F_SETOWN_EX, unix.F_NOTIFY}
+
+// Socket options that let a socket's buffers grow past the system's
+// default size: kernel memory that neither RLIMIT_AS nor the memory watch
+// sees (a job of unix socketpairs filled with SO_SNDBUF raised queued 1.8 GiB
+// per process).
+var sockBufferOptions = []uint32{unix.SO_SNDBUF, unix.SO_RCVBUF, unix.SO_SNDBUFFORCE, unix.SO_RCVBUFFORCE}
 
 // selfOnlySyscalls act on the process named by their first argument, 0 being
 // the caller. Another process of the same uid (the server itself, at basic
@@ -69,8 +88,9 @@ var selfOnlySyscalls = []string{"prlimit64", "sched_setaffinity", "sched_setsche
 const cloneNamespaceFlags = unix.CLONE_NEWNS | unix.CLONE_NEWCGROUP | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC |
 	unix.CLONE_NEWUSER | unix.CLONE_NEWPID | unix.CLONE_NEWNET
 
-// Terminal ioctls that inject input into, or control, a terminal.
-var ttyIoctls = []uint64{unix.TIOCSTI, unix.TIOCLINUX}
+// ioctls refused: terminal input injection and control, and the ioctl
+// forms of F_SETOWN, FIOSETOWN and SIOCSPGRP (linux/sockios.h).
+var refusedIoctls = []uint64{unix.TIOCSTI, unix.TIOCLINUX, 0x8901, 0x8902}
 
 // equal32 matches when the low 32 bits of argument arg equal v, whatever the
 // high bits hold: the kernel truncates an int argument, so kill(0x100000002)
@@ -104,10 +124,11 @@ func (s *Sandbox) JobFilter(workerPid int) ([]byte, error) {
 //     library refuses x32 with ENOSYS),
 //   - answers clone3 with ENOSYS: its flags are in a struct the filter
 //     cannot read, and libc falls back to clone, whose flags it can,
-//   - refuses clone with any namespace flag, deniedSyscalls, terminal
-//     injection ioctls, selfOnlySyscalls aimed at another process, sockets
-//     of every family but AF_UNIX, and, unless unixSockets, AF_UNIX sockets
-//     too (socketpair stays: its two ends belong to the job),
+//   - refuses clone with any namespace flag, deniedSyscalls, refusedIoctls,
+//     fcntlRefused, socket buffers grown past the default, selfOnlySyscalls
+//     aimed at another process, sockets of every family but AF_UNIX, and,
+//     unless unixSockets, AF_UNIX sockets too (socketpair stays: its two
+//     ends belong to the job),
 //   - refuses to signal (or open a pidfd on) the protected pids, and every
 //     negative target: process groups and kill(-1), "everyone",
 //
@@ -142,9 +163,15 @@ func Seccomp(protected []int, unixSockets bool) ([]byte, error) {
 		conditional = append(conditional, seccomp.NameWithConditions{Name: "socket",
 			Conditions: []seccomp.Condition{{Argument: 0, Operation: seccomp.Equal, Value: unix.AF_UNIX}}})
 	}
-	for _, req := range ttyIoctls {
-		conditional = append(conditional, seccomp.NameWithConditions{Name: "ioctl",
-			Conditions: []seccomp.Condition{{Argument: 1, Operation: seccomp.Equal, Value: req}}})
+	for _, req := range refusedIoctls {
+		conditional = append(conditional, seccomp.NameWithConditions{Name: "ioctl", Conditions: equal32(1, uint32(req))})
+	}
+	for _, cmd := range fcntlRefused {
+		conditional = append(conditional, seccomp.NameWithConditions{Name: "fcntl", Conditions: equal32(1, uint32(cmd))})
+	}
+	for _, opt := range sockBufferOptions {
+		conditional = append(conditional, seccomp.NameWithConditions{Name: "setsockopt",
+			Conditions: append(equal32(1, unix.SOL_SOCKET), equal32(2, opt)...)})
 	}
 	policy := seccomp.Policy{
 		DefaultAction: seccomp.ActionAllow,

@@ -49,7 +49,7 @@ func probe() {
 	kill := func(pid uint64) string {
 		_, _, e := unix.Syscall(unix.SYS_KILL, uintptr(pid), 0, 0)
 		if e != 0 {
-			return res(e)
+			return errnoName(e)
 		}
 		return "ok"
 	}
@@ -87,6 +87,22 @@ func probe() {
 		"ioctl TIOCSTI":            res(rawErr(unix.Syscall(unix.SYS_IOCTL, 0, unix.TIOCSTI, 0))),
 		"socketpair AF_UNIX":       socketpair(),
 		"move_pages":               res(rawErr(unix.Syscall6(unix.SYS_MOVE_PAGES, uintptr(parent), 0, 0, 0, 0, 0))),
+		"tkill parent":             res(rawErr(unix.Syscall(unix.SYS_TKILL, uintptr(parent), 0, 0))),
+		"tgkill self":              res(rawErr(unix.Syscall(unix.SYS_TGKILL, uintptr(os.Getpid()), uintptr(unix.Gettid()), 0))),
+		"ioctl TIOCSTI, high bits": res(rawErr(unix.Syscall(unix.SYS_IOCTL, 0, unix.TIOCSTI|1<<32, 0))),
+		"ioctl FIOSETOWN":          res(rawErr(unix.Syscall(unix.SYS_IOCTL, 0, 0x8901, 0))),
+		"ioctl SIOCSPGRP":          res(rawErr(unix.Syscall(unix.SYS_IOCTL, 0, 0x8902, 0))),
+		"fcntl F_SETOWN":           fcntlProbe(unix.F_SETOWN, parent),
+		"fcntl F_SETOWN 0":         fcntlProbe(unix.F_SETOWN, 0),
+		"fcntl F_SETOWN_EX":        fcntlProbe(unix.F_SETOWN_EX, 0),
+		"fcntl F_NOTIFY":           fcntlProbe(unix.F_NOTIFY, 1), // DN_ACCESS
+		"fcntl F_SETSIG":           fcntlProbe(unix.F_SETSIG, 0),
+		"fcntl F_GETFL":            fcntlProbe(unix.F_GETFL, 0),
+		"SO_SNDBUF":                sockoptProbe(unix.SOL_SOCKET, unix.SO_SNDBUF),
+		"SO_RCVBUF":                sockoptProbe(unix.SOL_SOCKET, unix.SO_RCVBUF),
+		"SO_SNDBUFFORCE":           sockoptProbe(unix.SOL_SOCKET, unix.SO_SNDBUFFORCE),
+		"SO_SNDBUF, high bits":     sockoptProbe(unix.SOL_SOCKET|1<<32, unix.SO_SNDBUF|1<<32),
+		"SO_KEEPALIVE":             sockoptProbe(unix.SOL_SOCKET, unix.SO_KEEPALIVE),
 	}
 	json.NewEncoder(os.Stdout).Encode(out)
 }
@@ -104,6 +120,38 @@ func cloneProbe(flag uintptr) string {
 	var ws unix.WaitStatus
 	unix.Wait4(int(r), &ws, 0, nil)
 	return "ok"
+}
+
+// fcntlProbe calls fcntl on a directory of its own (F_NOTIFY needs one).
+func fcntlProbe(cmd, arg int) string {
+	fd, err := unix.Open(os.TempDir(), unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return err.Error()
+	}
+	defer unix.Close(fd)
+	_, _, e := unix.Syscall(unix.SYS_FCNTL, uintptr(fd), uintptr(cmd), uintptr(arg))
+	return errnoName(e)
+}
+
+// sockoptProbe sets an int socket option on one end of a socketpair; level
+// and option are passed whole, high bits included.
+func sockoptProbe(level, opt uint64) string {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return err.Error()
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	v := int32(1 << 20)
+	_, _, e := unix.Syscall6(unix.SYS_SETSOCKOPT, uintptr(fds[0]), uintptr(level), uintptr(opt), uintptr(unsafe.Pointer(&v)), 4, 0)
+	return errnoName(e)
+}
+
+func errnoName(e unix.Errno) string {
+	if e == 0 {
+		return "ok"
+	}
+	return unix.ErrnoName(e)
 }
 
 func socketpair() string {
@@ -186,6 +234,22 @@ func testSeccompFilter(t *testing.T, unixSockets bool) {
 		"ioctl TIOCSTI":            "EPERM",
 		"socketpair AF_UNIX":       "ok",
 		"move_pages":               "EPERM",
+		"tkill parent":             "EPERM",
+		"tgkill self":              "ok",
+		"ioctl TIOCSTI, high bits": "EPERM",
+		"ioctl FIOSETOWN":          "EPERM",
+		"ioctl SIOCSPGRP":          "EPERM",
+		"fcntl F_SETOWN":           "EPERM",
+		"fcntl F_SETOWN 0":         "EPERM",
+		"fcntl F_SETOWN_EX":        "EPERM",
+		"fcntl F_NOTIFY":           "EPERM",
+		"fcntl F_SETSIG":           "ok",
+		"fcntl F_GETFL":            "ok",
+		"SO_SNDBUF":                "EPERM",
+		"SO_RCVBUF":                "EPERM",
+		"SO_SNDBUFFORCE":           "EPERM",
+		"SO_SNDBUF, high bits":     "EPERM",
+		"SO_KEEPALIVE":             "ok",
 	}
 	if unixSockets {
 		want["socket AF_UNIX"] = "ok"

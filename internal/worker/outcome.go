@@ -165,6 +165,8 @@ type meta struct {
 	ElapsedMS int64  `json:"elapsed_ms"`
 	Error     string `json:"error"` // type "fatal"
 
+	UnnamedLimitBytes int64 `json:"unnamed_limit_bytes"` // status "disk_limit_unnamed"
+
 	Python *PythonInfo `json:"python"` // a probe's "ready"
 }
 
@@ -197,6 +199,9 @@ func outcome(m *meta, res *resultBody, job Job, lim Limits) Outcome {
 		return fail(KindTimeout, "Time limit exceeded: the script ran for more than %s", job.Timeout)
 	case m.Status == "disk_limit":
 		return fail(KindDisk, "Disk limit exceeded: a job's files together may take at most %d MiB; the job was killed", lim.FileBytes>>20)
+	case m.Status == "disk_limit_unnamed":
+		return fail(KindDisk, "Disk limit exceeded: the disk lost more than %d MiB beyond the job's files while it ran "+
+			"(files without a name: deleted while open, or O_TMPFILE); the job was killed", m.UnnamedLimitBytes>>20)
 	case m.Status == "memory_limit":
 		return fail(KindMemory, "Memory limit exceeded: the job's processes together may use at most %d MiB; the job was killed", lim.MemoryBytes>>20)
 	case res.Corrupt:

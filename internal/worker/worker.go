@@ -29,6 +29,12 @@ type Limits struct {
 	FileBytes   int64 // largest file a job may write (RLIMIT_FSIZE)
 	Procs       int   // processes and threads of the job (RLIMIT_NPROC)
 	OpenFiles   int   // RLIMIT_NOFILE
+	// UnnamedDiskBytes, at basic level, is how much the scratch
+	// filesystem may shrink while a job runs beyond the files the job's
+	// directory holds: files without a name (deleted while open,
+	// O_TMPFILE) are in no directory, and other jobs' and the host's
+	// writes in that time count too. 0: not checked.
+	UnnamedDiskBytes int64
 	// OutputFiles and OutputFilesBytes bound what a V1 job returns: files
 	// it wrote and images of its figures, each at most OutputFiles, and
 	// at most OutputFilesBytes of both together.
@@ -173,23 +179,24 @@ func Start(ctx context.Context, cfg Config) (_ *Worker, retErr error) {
 	}
 	abi, rules := cfg.Sandbox.Landlock()
 	conf, err := json.Marshal(map[string]any{
-		"seccomp":      base64.StdEncoding.EncodeToString(filter),
-		"landlock_abi": abi,
-		"watch_memory": !proc.MemoryCgroup,
-		"watch_disk":   cfg.Sandbox.Level() == sandbox.LevelBasic,
-		"own_uid":      cfg.Sandbox.PerWorkerUIDs(),
-		"landlock":     rules,
-		"warm":         cfg.Warm,
-		"preload":      cfg.preload(),
-		"probe":        cfg.probe,
-		"one_shot":     cfg.OneShot,
-		"scratch":      proc.Scratch,
-		"memory_bytes": cfg.Limits.MemoryBytes,
-		"stdout_limit": cfg.Limits.StdoutBytes,
-		"result_limit": cfg.Limits.ResultBytes,
-		"fsize_bytes":  cfg.Limits.FileBytes,
-		"nproc":        cfg.Limits.Procs,
-		"nofile":       cfg.Limits.OpenFiles,
+		"seccomp":            base64.StdEncoding.EncodeToString(filter),
+		"landlock_abi":       abi,
+		"watch_memory":       !proc.MemoryCgroup,
+		"watch_disk":         cfg.Sandbox.Level() == sandbox.LevelBasic,
+		"own_uid":            cfg.Sandbox.PerWorkerUIDs(),
+		"landlock":           rules,
+		"warm":               cfg.Warm,
+		"preload":            cfg.preload(),
+		"probe":              cfg.probe,
+		"one_shot":           cfg.OneShot,
+		"scratch":            proc.Scratch,
+		"memory_bytes":       cfg.Limits.MemoryBytes,
+		"stdout_limit":       cfg.Limits.StdoutBytes,
+		"result_limit":       cfg.Limits.ResultBytes,
+		"fsize_bytes":        cfg.Limits.FileBytes,
+		"unnamed_disk_bytes": cfg.Limits.UnnamedDiskBytes,
+		"nproc":              cfg.Limits.Procs,
+		"nofile":             cfg.Limits.OpenFiles,
 	})
 	if err != nil {
 		return nil, &StartError{Err: err}
