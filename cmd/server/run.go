@@ -83,8 +83,8 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		Procs:       cfg.MaxProcs,
 		OpenFiles:   cfg.MaxOpenFiles,
 		// What every worker's job may hold in files at once, at least
-		// 256 MiB: another job's files do not end this one.
-		UnnamedDiskBytes: max(256<<20, int64(cfg.PoolSize)*cfg.ScratchMB<<20),
+		// 1 GiB: another job's files, or the host's, do not end this one.
+		UnnamedDiskBytes: max(1<<30, int64(cfg.PoolSize)*cfg.ScratchMB<<20),
 
 		OutputFiles:      cfg.MaxFiles,
 		OutputFilesBytes: cfg.MaxFilesBytes,

@@ -389,7 +389,7 @@ import time
 def main():
     held, chunk = [], b"x" * (1 << 20)
     try:
-        for i in range(6):
+        for i in range(20):
             if i % 2:
                 fd = os.open(".", os.O_TMPFILE | os.O_RDWR, 0o600)
             else:
@@ -401,7 +401,7 @@ def main():
     except OSError as e:
         return errno.errorcode[e.errno]
     time.sleep(3)
-    return "held 360 MiB"`, 30, result("ENOSPC"), failsWith("Disk limit exceeded", "deleted while open")},
+    return "held 1200 MiB"`, 30, result("ENOSPC"), failsWith("Disk limit exceeded", "deleted while open")},
 		{"ctypes callbacks still work", `
 def main():
     cb = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(lambda x: x * 2)
