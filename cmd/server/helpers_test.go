@@ -30,8 +30,15 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
+	code := testMain(m)
+	if dir := pyexecDir.Load(); dir != nil {
+		os.RemoveAll(*dir)
+	}
+	os.Exit(code)
 }
+
+// pyexecDir holds the pyexec binary, once a test has built it.
+var pyexecDir atomic.Pointer[string]
 
 func testMain(m *testing.M) int {
 	if url := os.Getenv("PYEXEC_E2E_URL"); url != "" {

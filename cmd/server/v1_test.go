@@ -496,12 +496,14 @@ func TestV1GoClientAPIKey(t *testing.T) {
 	}
 }
 
-// pyexecBinary builds cmd/pyexec once.
+// pyexecBinary builds cmd/pyexec once, for every test and every -count
+// round; TestMain removes it.
 var pyexecBinary = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "pyexec-e2e-")
 	if err != nil {
 		return "", err
 	}
+	pyexecDir.Store(&dir)
 	bin := filepath.Join(dir, "pyexec")
 	out, err := exec.Command("go", "build", "-race", "-o", bin, "../pyexec").CombinedOutput()
 	if err != nil {
@@ -515,7 +517,6 @@ func TestV1CLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(bin)) })
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "job.py"), []byte("import matplotlib.pyplot as plt\n"+
 		"def main(cfg):\n    rows = open('data.csv').read().split()\n    open('report.txt', 'w').write(cfg['title'] + ': ' + str(len(rows)))\n"+
