@@ -1248,10 +1248,13 @@ class JobWatch:
       (checked every fourth poll). Files with no name (O_TMPFILE, or deleted
       while open) are in no directory, and a job's descriptors are not ours
       to read: the filesystem's free space is. When it has shrunk since the
-      job began by more than hidden_bytes beyond the job's own files, the job
-      ends. Another job's or the host's writes in that time count too, so
-      the allowance (the server's unnamed_disk_bytes: what all workers' jobs
-      may hold at once) bounds the harm; it is no quota."""
+      job began by more than hidden_bytes (the server's unnamed_disk_bytes:
+      what all workers' jobs may hold at once) plus the job's own limit, the
+      job ends. Another job's or the host's writes count too, so the check
+      bounds the harm and is no quota: every job running when the disk
+      shrinks that much ends, the one to blame among them. (Subtracting the
+      job's own named files would let a job with named files outlast the
+      others at that point.)"""
 
     def __init__(self, memory_bytes, disk_bytes, hidden_bytes=0):
         self.memory_kib = memory_bytes >> 10
@@ -1276,7 +1279,7 @@ class JobWatch:
             if too_many or used > self.disk_bytes:
                 return "disk_limit"
             free = free_bytes(child.scratch) if self.hidden_bytes else None
-            if None not in (free, self.free_at_start) and self.free_at_start - free - used > self.hidden_bytes:
+            if None not in (free, self.free_at_start) and self.free_at_start - free > self.hidden_bytes + self.disk_bytes:
                 return "disk_limit_unnamed"
         return None
 
@@ -1344,7 +1347,7 @@ def run_job(child, fds, job, cfg, watch=None, keep=()):
                 if over:
                     meta["status"] = over
                     if over == "disk_limit_unnamed":
-                        meta["unnamed_limit_bytes"] = watch.hidden_bytes
+                        meta["unnamed_limit_bytes"] = watch.hidden_bytes + watch.disk_bytes
                     break
             for key, _ in events:
                 if key.fd == CTL_IN:
@@ -1377,17 +1380,56 @@ def cleanup(child, keep=()):
 
 def intact(child):
     """Whether a waiting child is still asleep on its job socket, with its
-    scratch directory empty. The job that ran beside it could have stopped or
-    killed it (where Landlock does not scope signals), or written into its
-    directory (where Landlock does not confine writes)."""
+    scratch directory empty, ours and private. The job that ran beside it
+    could have stopped or killed it (where Landlock does not scope signals),
+    or written into its directory or opened it to others (where Landlock
+    does not confine writes; Landlock does not govern chmod)."""
     try:
         with open("/proc/%d/stat" % child.pid, "rb") as f:
             st = f.read()
         if st[st.rfind(b")") + 2:].split()[0] != b"S":
             return False
+        d = os.lstat(child.scratch)
+        if not stat.S_ISDIR(d.st_mode) or stat.S_IMODE(d.st_mode) != 0o700 or d.st_uid != os.getuid():
+            return False
         return not os.listdir(child.scratch)
     except OSError:
         return False
+
+
+SHARED_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def sweep_shared_dirs(cfg):
+    """Where nothing confines a job's writes to its scratch directory (basic
+    level without Landlock: gVisor, old kernels), a job can leave files in
+    the host's world-writable directories for the next tenant of this worker,
+    which runs under the same uid. With a uid per worker (a root server),
+    what this uid owns there is a job's leftover, but for the scratch roots:
+    removed after every job. (A shared uid, where other workers' files would
+    look the same, gets no such sweep; SECURITY.md says so.)"""
+    if os.getpid() == 1 or cfg.get("landlock_abi") or not cfg.get("own_uid"):
+        return
+    me = os.getuid()
+    roots = {os.path.realpath(d) for d in cfg["scratch"]}
+    for top in SHARED_DIRS:
+        try:
+            names = os.listdir(top)
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(top, name)
+            try:
+                st = os.lstat(path)
+                if st.st_uid != me or os.path.join(os.path.realpath(top), name) in roots:
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    empty_dir(path)
+                    os.rmdir(path)
+                else:
+                    os.unlink(path)
+            except OSError:
+                pass
 
 
 def serve(cfg):
@@ -1430,6 +1472,7 @@ def serve(cfg):
         # them to EOF.
         send(meta)
         wipe(cfg["scratch"], children.values())
+        sweep_shared_dirs(cfg)
         if cfg.get("one_shot"):
             return
         children[warm] = fork_child(cfg, warm)

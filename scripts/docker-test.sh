@@ -181,7 +181,7 @@ elif ! out=$(docker run --rm --runtime=runsc --entrypoint /bin/true "$image" 2>&
   loud "gVisor NOT TESTED: runsc cannot run a container here: $out"
   results+=("(c) gVisor (runsc)|NOT TESTED|-|-"); failed=1
 else
-  run_case "(c) gVisor (runsc)" any --runtime=runsc
+  run_case "(c) gVisor (runsc), --user 0" any --runtime=runsc --user 0
 fi
 
 say "summary (Docker engine $(docker version -f '{{.Server.Version}}'))"

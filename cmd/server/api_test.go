@@ -394,7 +394,7 @@ func TestCPUHogDoesNotDelaySmallJob(t *testing.T) {
 }
 
 func TestAPIKeysAndMetrics(t *testing.T) {
-	s := startServer(t, "--pool-size", "1", "--api-keys", "k-one,k-two")
+	s := startServerAs(t, -1, []string{"PYEXEC_API_KEYS=k-one,k-two"}, "--pool-size", "1")
 	req, _ := http.NewRequest("POST", s.URL+"/execute", strings.NewReader(script("def main(): return 1")))
 	if r := do(t, req); r.Status != 401 || r.Header.Get("WWW-Authenticate") == "" {
 		t.Errorf("without a key: %d %s", r.Status, r.Raw)

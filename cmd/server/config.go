@@ -19,38 +19,39 @@ import (
 // the command line wins over the environment. PORT (set by Cloud Run) is
 // honoured when --addr is not given.
 type Config struct {
-	Addr             string
-	PoolSize         int
-	ColdConcurrency  int
-	QueueSize        int
-	QueueTimeout     time.Duration
-	DefaultTimeout   time.Duration
-	MaxTimeout       time.Duration
-	MaxScriptBytes   int64
-	StdoutLimitBytes int64
-	ResultLimitBytes int64
-	MemoryMB         int64
-	ScratchMB        int64
-	MaxProcs         int
-	MaxOpenFiles     int
-	Python           string
-	PythonRoot       string
-	Preload          string
-	Isolation        string
-	RequireIsolation string
-	WorkerUID        int
-	WorkerGID        int
-	WorkerUIDs       int
-	PassEnv          string
-	StartTimeout     time.Duration
-	ShutdownGrace    time.Duration
-	LogLevel         string
-	APIKeys          string
-	APIKeysFile      string
-	PerKeyConc       int
-	MaxFiles         int
-	MaxFilesBytes    int64
-	Playground       bool
+	Addr              string
+	PoolSize          int
+	ColdConcurrency   int
+	QueueSize         int
+	QueueTimeout      time.Duration
+	DefaultTimeout    time.Duration
+	MaxTimeout        time.Duration
+	MaxScriptBytes    int64
+	StdoutLimitBytes  int64
+	ResultLimitBytes  int64
+	MemoryMB          int64
+	ScratchMB         int64
+	MaxProcs          int
+	MaxOpenFiles      int
+	Python            string
+	PythonRoot        string
+	Preload           string
+	Isolation         string
+	RequireIsolation  string
+	WorkerUID         int
+	WorkerGID         int
+	WorkerUIDs        int
+	PassEnv           string
+	StartTimeout      time.Duration
+	ShutdownGrace     time.Duration
+	LogLevel          string
+	InsecureSharedUID bool
+	APIKeys           string
+	APIKeysFile       string
+	PerKeyConc        int
+	MaxFiles          int
+	MaxFilesBytes     int64
+	Playground        bool
 }
 
 func parseConfig(args []string, getenv func(string) string) (Config, error) {
@@ -86,7 +87,8 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.DurationVar(&c.StartTimeout, "start-timeout", 30*time.Second, "longest a worker may take to start")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 25*time.Second, "on SIGTERM, how long running and queued jobs may finish")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error (debug logs scripts)")
-	fs.StringVar(&c.APIKeys, "api-keys", "", "comma-separated API keys POST /execute requires as Authorization: Bearer; prefer the environment or --api-keys-file")
+	fs.BoolVar(&c.InsecureSharedUID, "insecure-shared-uid", false, "at basic level, run a non-root server without Landlock's signal scoping (ABI 6) anyway: its jobs can then stop or kill it")
+	fs.StringVar(&c.APIKeys, "api-keys", "", "comma-separated API keys POST /execute requires as Authorization: Bearer; from the environment only (a command line is readable by every process)")
 	fs.StringVar(&c.APIKeysFile, "api-keys-file", "", "file with one API key per line (# comments allowed)")
 	fs.IntVar(&c.PerKeyConc, "per-key-concurrency", 0, "jobs one API key may run at once (0 = no limit)")
 	fs.IntVar(&c.MaxFiles, "max-files", 100, "POST /v1/execute: files a request may send, and files and images a job may return")
@@ -112,6 +114,16 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	var onCommandLine error
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "api-keys" {
+			onCommandLine = errors.New("--api-keys on the command line is readable by every process on the host " +
+				"(/proc/<pid>/cmdline), jobs included where Landlock is missing: pass the keys in $PYEXEC_API_KEYS or --api-keys-file")
+		}
+	})
+	if onCommandLine != nil {
+		return c, onCommandLine
 	}
 	return c, c.validate()
 }

@@ -327,7 +327,7 @@ func TestPlaygroundAPIKey(t *testing.T) {
 	if binary == "" {
 		t.Skip("starts a server of its own")
 	}
-	s := startServer(t, "--pool-size", "1", "--api-keys", "k1")
+	s := startServerAs(t, -1, []string{"PYEXEC_API_KEYS=k1"}, "--pool-size", "1")
 	ctx, _ := openPage(t, s.URL, 1280, 900)
 	if err := poll(ctx, `!document.getElementById("key-field").hidden`); err != nil {
 		t.Fatalf("no API key field: %v", err)

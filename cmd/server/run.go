@@ -36,16 +36,17 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		return err
 	}
 	sb, err := sandbox.New(sandbox.Config{
-		Mode:            cfg.Isolation,
-		MinLevel:        minLevel,
-		RequireLandlock: needLandlock,
-		UID:             cfg.WorkerUID,
-		GID:             cfg.WorkerGID,
-		UIDs:            cfg.WorkerUIDs,
-		ScratchBytes:    cfg.ScratchMB << 20,
-		PassEnv:         strings.Split(cfg.PassEnv, ","),
-		JobMemoryBytes:  cfg.MemoryMB << 20,
-		Root:            cfg.PythonRoot,
+		Mode:              cfg.Isolation,
+		MinLevel:          minLevel,
+		RequireLandlock:   needLandlock,
+		InsecureSharedUID: cfg.InsecureSharedUID,
+		UID:               cfg.WorkerUID,
+		GID:               cfg.WorkerGID,
+		UIDs:              cfg.WorkerUIDs,
+		ScratchBytes:      cfg.ScratchMB << 20,
+		PassEnv:           strings.Split(cfg.PassEnv, ","),
+		JobMemoryBytes:    cfg.MemoryMB << 20,
+		Root:              cfg.PythonRoot,
 	})
 	if err != nil {
 		return fmt.Errorf("sandbox: %w", err)

@@ -434,7 +434,7 @@ func TestV1SeedEndpointUnchanged(t *testing.T) {
 }
 
 func TestV1APIKeys(t *testing.T) {
-	s := startServer(t, "--pool-size", "1", "--api-keys", "k1")
+	s := startServerAs(t, -1, []string{"PYEXEC_API_KEYS=k1"}, "--pool-size", "1")
 	if r := s.v1(t, obj{"script": "def main():\n    return 1"}); r.Status != 401 || r.Header.Get("WWW-Authenticate") == "" {
 		t.Errorf("without a key: %d %s", r.Status, r.Raw)
 	}
@@ -482,7 +482,7 @@ func TestV1GoClient(t *testing.T) {
 }
 
 func TestV1GoClientAPIKey(t *testing.T) {
-	s := startServer(t, "--pool-size", "1", "--api-keys", "secret")
+	s := startServerAs(t, -1, []string{"PYEXEC_API_KEYS=secret"}, "--pool-size", "1")
 	c := client.New(s.URL, "wrong")
 	c.HTTPClient = &http.Client{Transport: validating{t}}
 	_, err := c.Execute(context.Background(), client.Request{Script: "def main(): return 1"})

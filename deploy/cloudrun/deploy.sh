@@ -10,7 +10,9 @@ IMAGE=${IMAGE:-gcr.io/$PROJECT_ID/$SERVICE_NAME}
 POOL_SIZE=${POOL_SIZE:-2}
 # gen2 (a microVM with a full Linux kernel) is where bubblewrap can build
 # namespaces; gen1 is gVisor, which refuses nested sandboxes: the server then
-# runs at isolation "basic" (set REQUIRE_ISOLATION=basic to deploy there).
+# runs at isolation "basic" (set REQUIRE_ISOLATION=basic to deploy there), and
+# only as root: build the image with USER 0 for gen1, or the server refuses to
+# start (without Landlock its jobs would share its uid; see SECURITY.md).
 EXECUTION_ENVIRONMENT=${EXECUTION_ENVIRONMENT:-gen2}
 REQUIRE_ISOLATION=${REQUIRE_ISOLATION:-namespaces}
 

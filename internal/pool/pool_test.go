@@ -23,7 +23,8 @@ import (
 func testConfig(t *testing.T, mode string, cfg Config) Config {
 	t.Helper()
 	t.Setenv(fakeEnv, mode)
-	sb, err := sandbox.New(sandbox.Config{Mode: "basic", PassEnv: []string{fakeEnv}, ScratchBytes: 1 << 20})
+	// Fake workers run no job: the pool is under test here, not the sandbox.
+	sb, err := sandbox.New(sandbox.Config{Mode: "basic", PassEnv: []string{fakeEnv}, ScratchBytes: 1 << 20, InsecureSharedUID: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +314,7 @@ func TestConcurrentJobsAllComplete(t *testing.T) {
 func newFailingPool(t *testing.T, mode string, size int, startTimeout time.Duration) error {
 	t.Helper()
 	t.Setenv(fakeEnv, mode)
-	sb, err := sandbox.New(sandbox.Config{Mode: "basic", PassEnv: []string{fakeEnv}})
+	sb, err := sandbox.New(sandbox.Config{Mode: "basic", PassEnv: []string{fakeEnv}, InsecureSharedUID: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,6 +67,11 @@ type Config struct {
 	// RequireLandlock makes New fail unless the kernel gives Landlock ABI
 	// LandlockFullABI or later.
 	RequireLandlock bool
+	// InsecureSharedUID lets a non-root server run at basic level without
+	// Landlock's signal scoping (ABI 6): its jobs, under its own uid, can
+	// then stop or kill it by signalling any of its threads. New refuses
+	// that configuration otherwise.
+	InsecureSharedUID bool
 	// ScratchBytes caps each job's /tmp (namespaces) and its files (both).
 	ScratchBytes int64
 	// ScratchRoot holds per-worker scratch directories at LevelBasic.

@@ -58,6 +58,9 @@ func New(cfg Config) (*Sandbox, error) {
 		}
 		return nil, fmt.Errorf("%w: Landlock ABI %d or later required: %s", ErrLevelUnavailable, LandlockFullABI, why)
 	}
+	if why := sharedUIDRefusal(s.level, s.asRoot, s.landlockABI); why != "" && !cfg.InsecureSharedUID {
+		return nil, fmt.Errorf("%w: %s", ErrLevelUnavailable, why)
+	}
 	if s.asRoot && cfg.UIDs > 1 {
 		s.uids = make(chan int, cfg.UIDs)
 		for i := range cfg.UIDs {
@@ -88,6 +91,22 @@ func New(cfg Config) (*Sandbox, error) {
 		}
 	}
 	return s, nil
+}
+
+// sharedUIDRefusal says why a sandbox must not run, or "". At basic level a
+// non-root server's jobs run under its own uid, and only Landlock's signal
+// scoping (ABI 6) keeps them from signalling the server: seccomp compares a
+// signal's target with the server's pid, and kill(2) given the id of any of
+// its threads signals the whole process (an outside attack stopped a server
+// so).
+func sharedUIDRefusal(level Level, asRoot bool, landlockABI int) string {
+	if level != LevelBasic || asRoot || landlockABI >= LandlockFullABI {
+		return ""
+	}
+	return fmt.Sprintf("at basic level a non-root server's jobs run under the server's own uid, and without Landlock ABI %d "+
+		"(this host gives %d) nothing stops them from signalling its threads: run the server as root (a uid per worker), "+
+		"where user namespaces work (namespaces level), or on Linux 6.12 or later; --insecure-shared-uid runs anyway",
+		LandlockFullABI, landlockABI)
 }
 
 // probeNamespaces starts one throw-away sandbox with the exact options the

@@ -53,6 +53,13 @@ var deniedSyscalls = []string{
 	// the template, which the filter cannot list. glibc signals threads with
 	// tgkill, whose thread group the filter checks.
 	"tkill",
+	// Kernel AIO contexts come from one host-wide table (fs.aio-max-nr):
+	// one job could take it all. (glibc's POSIX aio uses threads instead.)
+	"io_setup", "io_destroy", "io_submit", "io_cancel", "io_getevents", "io_pgetevents",
+	// vmsplice puts pages of the job's memory into a pipe, which keeps
+	// them, a whole huge page for a byte of it, after the job unmaps them:
+	// memory in no process's size, past every limit but a cgroup's.
+	"vmsplice",
 	// SysV IPC: objects would outlive the job.
 	"shmget", "shmat", "shmctl", "shmdt", "msgget", "msgsnd", "msgrcv", "msgctl",
 	"semget", "semop", "semtimedop", "semctl",

@@ -103,6 +103,8 @@ func probe() {
 		"SO_SNDBUFFORCE":           sockoptProbe(unix.SOL_SOCKET, unix.SO_SNDBUFFORCE),
 		"SO_SNDBUF, high bits":     sockoptProbe(unix.SOL_SOCKET|1<<32, unix.SO_SNDBUF|1<<32),
 		"SO_KEEPALIVE":             sockoptProbe(unix.SOL_SOCKET, unix.SO_KEEPALIVE),
+		"io_setup":                 res(rawErr(unix.Syscall(unix.SYS_IO_SETUP, 1, 0, 0))),
+		"vmsplice":                 res(rawErr(unix.Syscall6(unix.SYS_VMSPLICE, 0, 0, 0, 0, 0, 0))),
 	}
 	json.NewEncoder(os.Stdout).Encode(out)
 }
@@ -250,6 +252,8 @@ func testSeccompFilter(t *testing.T, unixSockets bool) {
 		"SO_SNDBUFFORCE":           "EPERM",
 		"SO_SNDBUF, high bits":     "EPERM",
 		"SO_KEEPALIVE":             "ok",
+		"io_setup":                 "EPERM",
+		"vmsplice":                 "EPERM",
 	}
 	if unixSockets {
 		want["socket AF_UNIX"] = "ok"

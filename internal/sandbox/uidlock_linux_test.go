@@ -91,3 +91,23 @@ func TestStatusUIDs(t *testing.T) {
 		t.Errorf("zombie: %v", got)
 	}
 }
+
+func TestBasicNonRootNeedsLandlockSignalScoping(t *testing.T) {
+	for _, c := range []struct {
+		level  Level
+		asRoot bool
+		abi    int
+		refuse bool
+	}{
+		{LevelBasic, false, 0, true},
+		{LevelBasic, false, 5, true},
+		{LevelBasic, false, 6, false},
+		{LevelBasic, true, 0, false},
+		{LevelNamespaces, false, 0, false},
+	} {
+		why := sharedUIDRefusal(c.level, c.asRoot, c.abi)
+		if (why != "") != c.refuse {
+			t.Errorf("level %s, root %v, Landlock ABI %d: refusal %q, want refused=%v", c.level, c.asRoot, c.abi, why, c.refuse)
+		}
+	}
+}

@@ -200,8 +200,8 @@ func outcome(m *meta, res *resultBody, job Job, lim Limits) Outcome {
 	case m.Status == "disk_limit":
 		return fail(KindDisk, "Disk limit exceeded: a job's files together may take at most %d MiB; the job was killed", lim.FileBytes>>20)
 	case m.Status == "disk_limit_unnamed":
-		return fail(KindDisk, "Disk limit exceeded: the disk lost more than %d MiB beyond the job's files while it ran "+
-			"(files without a name: deleted while open, or O_TMPFILE); the job was killed", m.UnnamedLimitBytes>>20)
+		return fail(KindDisk, "Disk limit exceeded: the disk lost more than %d MiB while the job ran "+
+			"(files without a name, deleted while open or O_TMPFILE, count too); the job was killed", m.UnnamedLimitBytes>>20)
 	case m.Status == "memory_limit":
 		return fail(KindMemory, "Memory limit exceeded: the job's processes together may use at most %d MiB; the job was killed", lim.MemoryBytes>>20)
 	case res.Corrupt:
