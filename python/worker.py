@@ -44,6 +44,7 @@ import ctypes
 import errno
 import gc
 import io
+import itertools
 import json
 import os
 import resource
@@ -1066,7 +1067,10 @@ SUBREAPER = True  # False where PR_SET_CHILD_SUBREAPER is refused
 CFG = {}  # the worker's configuration, once read
 
 
-def kill_all(job_sid, keep, everyone=False):
+KILL_TIMEOUT = 60  # seconds; run.go's killTimeout is the same
+
+
+def kill_all(job_sid, keep, everyone=False, beat=None):
     """SIGKILLs every process the job left behind and reaps them, sparing the
     waiting children in keep. The job process made its own session
     (job_sid): without a subreaper, orphans are found by that session
@@ -1076,26 +1080,37 @@ def kill_all(job_sid, keep, everyone=False):
     scan of /proc. After 100 rounds, where everyone is True (this process is
     its pid namespace's init, or its uid is its own), kill(-1) ends them in
     one call: the kernel walks every process under a lock that fork waits
-    for. It takes the waiting children too; the caller replaces them."""
+    for. It takes the waiting children too; the caller replaces them.
+
+    A killed process can take the kernel seconds to tear down (millions of
+    epoll watches): the scans slow down after the first rounds, beat() is
+    called every second to tell the server the worker is at it, and only
+    KILL_TIMEOUT gives up."""
     scan_session = job_sid if not SUBREAPER else None
-    for round in range(1000):
+    start = last_beat = time.monotonic()
+    for round in itertools.count():
         reap()
         # Zombies count too: a killed grandchild stays in /proc until the
         # subreaper (this process) inherits and reaps it.
         victims = descendants(scan_session, keep)
         if not victims:
             return
+        now = time.monotonic()
+        if now - start > KILL_TIMEOUT:
+            raise RuntimeError("could not kill the job's processes in %ds" % KILL_TIMEOUT)
+        if beat is not None and now - last_beat >= 1:
+            beat()
+            last_beat = now
         if everyone and round >= 100:
             os.kill(-1, signal.SIGKILL)
             keep = ()
-            continue
-        for pid in victims:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.001)
-    raise RuntimeError("could not kill the job's processes")
+        else:
+            for pid in victims:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        time.sleep(0.001 if round < 100 else 0.02)
 
 
 def empty_dir(top, keep=()):
@@ -1365,9 +1380,9 @@ def run_job(child, fds, job, cfg, watch=None, keep=()):
     return meta
 
 
-def cleanup(child, keep=()):
+def cleanup(child, keep=(), beat=None):
     """Kills and reaps every process of the job, sparing the waiting children
-    whose pids are in keep."""
+    whose pids are in keep (beat: see kill_all)."""
     if not child.reaped:
         try:
             os.kill(child.pid, signal.SIGKILL)
@@ -1375,7 +1390,7 @@ def cleanup(child, keep=()):
         except (ProcessLookupError, ChildProcessError):
             pass  # a waiting child that died and was reaped already
         child.reaped = True
-    kill_all(child.pid, set(keep), everyone=os.getpid() == 1 or bool(CFG.get("own_uid")))
+    kill_all(child.pid, set(keep), everyone=os.getpid() == 1 or bool(CFG.get("own_uid")), beat=beat)
 
 
 def intact(child):
@@ -1466,7 +1481,7 @@ def serve(cfg):
         try:
             meta = run_job(child, fds, job, cfg, watch, keep)
         finally:
-            cleanup(child, keep)
+            cleanup(child, keep, beat=lambda: send({"type": "dying"}))
             child.close()
         # Every process that held the job's pipes is gone: the server reads
         # them to EOF.

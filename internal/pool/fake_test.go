@@ -172,6 +172,13 @@ func fakeWorker(mode string) {
 			}
 			answer()
 			send(map[string]string{"type": "ready"})
+		case "dying": // takes arg to kill its job's processes, saying so every 500 ms
+			d, _ := time.ParseDuration(arg)
+			for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+				send(map[string]string{"type": "dying"})
+			}
+			answer()
+			send(map[string]string{"type": "ready"})
 		case "sleep":
 			d, _ := time.ParseDuration(arg)
 			time.Sleep(d)

@@ -199,6 +199,23 @@ func TestBrokenWorkersAreReplaced(t *testing.T) {
 	}
 }
 
+// A template that takes longer than the backstop to kill a job's processes,
+// saying so as it goes, keeps its worker.
+func TestSlowKillKeepsTheWorker(t *testing.T) {
+	p := newTestPool(t, "ok", Config{Size: 1})
+	out, err := p.Run(context.Background(), job("dying:4s"))
+	if err != nil || string(out.Result) != `"dying:4s"` {
+		t.Fatalf("Run = %q, %v", out.Result, err)
+	}
+	out, err = p.Run(context.Background(), job("after"))
+	if err != nil || string(out.Result) != `"after"` {
+		t.Fatalf("job after = %q, %v", out.Result, err)
+	}
+	if s := p.Stat(); s.Spawns != 1 || len(s.Kills) != 0 {
+		t.Errorf("stat = %+v, want the one worker, never killed", s)
+	}
+}
+
 func TestNotReadyAfterJobIsReplaced(t *testing.T) {
 	p := newTestPool(t, "ok", Config{Size: 1})
 	out, err := p.Run(context.Background(), job("notready"))

@@ -28,6 +28,12 @@ const cancelGrace = 2 * time.Second
 // template has said every process of the job is dead.
 const drainTimeout = 2 * time.Second
 
+// killTimeout bounds how much longer than the backstop a template may take
+// to kill a job's processes, as long as it says every second that it is at
+// it (a "dying" frame): the kernel can take seconds to tear down a process
+// that holds millions of epoll watches. worker.py's KILL_TIMEOUT is the same.
+const killTimeout = 60 * time.Second
+
 // Run runs one job. A nil error means the worker answered as the protocol
 // says and the Outcome describes the job, whatever happened to the script;
 // the caller must then call WaitReady before the next Run.
@@ -73,6 +79,7 @@ func (w *Worker) Run(ctx context.Context, job Job) (Outcome, error) {
 	ooms := w.proc.OOMKills()
 	backstop := time.NewTimer(job.Timeout + grace)
 	defer backstop.Stop()
+	dyingUntil := time.Now().Add(job.Timeout + grace + killTimeout)
 	var done *meta
 	var drain, cancelled <-chan time.Time
 	frames := w.frames
@@ -91,6 +98,16 @@ func (w *Worker) Run(ctx context.Context, job Job) (Outcome, error) {
 		case f, ok := <-frames:
 			if !ok || f.err != nil {
 				return Outcome{}, w.frameErr(f, ok)
+			}
+			if f.m.Type == "dying" {
+				// The template is alive and still killing the job's
+				// processes: wait for it, within killTimeout.
+				left := min(grace, time.Until(dyingUntil))
+				backstop.Reset(left)
+				if cancelled != nil {
+					cancelled = time.After(min(cancelGrace, left))
+				}
+				continue
 			}
 			if f.m.Type != "done" {
 				return Outcome{}, fmt.Errorf("%w: got %q frame, want done (%s)", ErrProtocol, f.m.Type, f.m.Error)
@@ -226,6 +243,10 @@ func (w *Worker) awaitFrame(ctx context.Context, want string, timeout time.Durat
 			case "done":
 				if w.pendingDone { // the previous job's
 					w.pendingDone = false
+					continue
+				}
+			case "dying":
+				if w.pendingDone { // the previous job's processes, being killed
 					continue
 				}
 			case "fatal":
