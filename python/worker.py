@@ -664,6 +664,19 @@ def fresh_scratch(path):
         tempfile.tempdir = None  # recomputed from TMPDIR on first use
 
 
+def without_epoll():
+    """Jobs get no epoll: seccomp refuses epoll_create. Its watches count
+    against fs.epoll.max_user_watches, a budget per uid that a non-root
+    server shares with its jobs, and an outside attack filled it (a watch
+    per file and descriptor number, millions from 256 descriptors) until
+    the server could not accept a connection. selectors, asyncio and
+    subprocess use poll(2) instead, as where epoll does not exist."""
+    import select
+    if hasattr(select, "epoll"):
+        del select.epoll
+    selectors.DefaultSelector = selectors.PollSelector
+
+
 def child_main(cfg, warm, sock, scratch):
     """Runs in the forked child. Never returns.
 
@@ -694,6 +707,7 @@ def child_main(cfg, warm, sock, scratch):
         prctl(PR_SET_NO_NEW_PRIVS, 1)
         install_landlock(cfg["landlock"], cfg["landlock_abi"], [scratch])
         install_seccomp(cfg["seccomp"])
+        without_epoll()
         sock.send(ready)  # the template may announce it ready
         msg, fds, _, _ = socket.recv_fds(sock, 16, 4)
         if not msg or len(fds) != 4:

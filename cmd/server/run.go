@@ -212,7 +212,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(steadyListener{Listener: ln, log: log}) }()
 	log.Info().Str("addr", ln.Addr().String()).Msg("listening")
 
 	select {

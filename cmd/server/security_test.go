@@ -386,6 +386,17 @@ def main():
     a, b = socket.socketpair()
     return [attempt(lambda: a.setsockopt(socket.SOL_SOCKET, o, 1 << 30)) for o in (socket.SO_SNDBUF, socket.SO_RCVBUF)]`, 0,
 			result([]string{"EPERM", "EPERM"}), nil},
+		// epoll watches count against a budget per uid that a non-root
+		// server shares with its jobs: filled, it could not accept.
+		{"epoll (the uid's watch budget)", `def main(): return [sc(291, 0), sc(213, 1)]`, 0, result([]string{"EPERM", "EPERM"}), nil},
+		{"asyncio and subprocess without epoll", `
+import asyncio, selectors, subprocess
+async def twice(x):
+    await asyncio.sleep(0.01)
+    return 2 * x
+def main():
+    out = subprocess.run(["/bin/echo", "hi"], capture_output=True, timeout=10).stdout.decode()
+    return [asyncio.run(twice(21)), out, selectors.DefaultSelector.__name__]`, 0, result([]any{42, "hi\n", "PollSelector"}), nil},
 		{"take the host's AIO table (io_setup)", `
 def main():
     ctx = ctypes.c_ulong(0)

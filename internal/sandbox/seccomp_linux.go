@@ -53,6 +53,10 @@ var deniedSyscalls = []string{
 	// the template, which the filter cannot list. glibc signals threads with
 	// tgkill, whose thread group the filter checks.
 	"tkill",
+	// epoll watches count against a budget per uid (fs.epoll.max_user_watches)
+	// that a non-root server shares with its jobs: filled, the server could
+	// not accept a connection. worker.py points selectors at poll(2).
+	"epoll_create", "epoll_create1",
 	// Kernel AIO contexts come from one host-wide table (fs.aio-max-nr):
 	// one job could take it all. (glibc's POSIX aio uses threads instead.)
 	"io_setup", "io_destroy", "io_submit", "io_cancel", "io_getevents", "io_pgetevents",

@@ -105,6 +105,7 @@ func probe() {
 		"SO_KEEPALIVE":             sockoptProbe(unix.SOL_SOCKET, unix.SO_KEEPALIVE),
 		"io_setup":                 res(rawErr(unix.Syscall(unix.SYS_IO_SETUP, 1, 0, 0))),
 		"vmsplice":                 res(rawErr(unix.Syscall6(unix.SYS_VMSPLICE, 0, 0, 0, 0, 0, 0))),
+		"epoll_create1":            res(rawErr(unix.Syscall(unix.SYS_EPOLL_CREATE1, 0, 0, 0))),
 	}
 	json.NewEncoder(os.Stdout).Encode(out)
 }
@@ -254,6 +255,7 @@ func testSeccompFilter(t *testing.T, unixSockets bool) {
 		"SO_KEEPALIVE":             "ok",
 		"io_setup":                 "EPERM",
 		"vmsplice":                 "EPERM",
+		"epoll_create1":            "EPERM",
 	}
 	if unixSockets {
 		want["socket AF_UNIX"] = "ok"
