@@ -112,6 +112,18 @@ func startServer(t *testing.T, args ...string) *server {
 
 var servers atomic.Int64
 
+var uidRanges atomic.Int64
+
+// freshUIDs returns the first of 16 worker uids that no other server of
+// this test process uses (nor, by its pid, of another): servers that run at
+// once need ranges of their own, since a root server sweeps a worker's uid
+// with kill(-1), and a range another live server holds is refused. (A
+// range reused every 64 servers once took the shared server's under
+// -count=5.)
+func freshUIDs() int {
+	return 1_000_000_000 + (os.Getpid()%4096)*65536 + int(uidRanges.Add(1)%4096)*16
+}
+
 func start(args ...string) (*server, error) { return startAs(-1, nil, args...) }
 
 // startServerAs is startServer with the server running as uid (and gid)
@@ -136,10 +148,7 @@ func startServerAs(t *testing.T, uid int, env []string, args ...string) *server 
 func startAs(uid int, env []string, args ...string) (*server, error) {
 	n := servers.Add(1)
 	mark := fmt.Sprintf("%d-%d", os.Getpid(), n)
-	// Servers that run at once, in this test process or another, need uid
-	// ranges of their own: a root server sweeps a worker's uid with kill(-1)
-	// when the worker is gone.
-	uids := strconv.FormatInt(1_600_000_000+int64(os.Getpid()%4096)*1024+(n%64)*16, 10)
+	uids := strconv.Itoa(freshUIDs())
 	cmd := exec.Command(binary, append([]string{"--addr", "127.0.0.1:0", "--log-level", "debug",
 		"--pass-env", "PYEXEC_TEST_MARK", "--worker-uid", uids, "--worker-gid", uids, "--worker-uids", "16"}, args...)...)
 	cmd.Env = append([]string{"PYEXEC_TEST_MARK=" + mark, "PATH=/usr/bin:/bin"}, env...)

@@ -12,9 +12,6 @@ import (
 	"time"
 )
 
-// uidsOfThisTest is a worker uid range that no other server of this test
-// process or another uses (helpers give theirs from 1,600,000,000).
-func uidsOfThisTest(k int) int { return 1_610_000_000 + (os.Getpid()%4096)*64 + k*16 }
 
 func needRoot(t *testing.T) {
 	t.Helper()
@@ -25,7 +22,8 @@ func needRoot(t *testing.T) {
 
 func TestServerRefusesWorkerUIDsAnotherServerHolds(t *testing.T) {
 	needRoot(t)
-	first := uidsOfThisTest(0)
+	first := freshUIDs()
+	freshUIDs() // first+16..first+31 too: the refused server asks for first+8..first+23
 	ids := func(base int) []string {
 		return []string{"--worker-uid", strconv.Itoa(base), "--worker-gid", strconv.Itoa(base), "--worker-uids", "16"}
 	}
@@ -51,7 +49,7 @@ func TestServerRefusesWorkerUIDsAnotherServerHolds(t *testing.T) {
 
 func TestServerKillsWhatADeadServerLeftUnderItsUIDs(t *testing.T) {
 	needRoot(t)
-	first := uidsOfThisTest(1)
+	first := freshUIDs()
 	// A job's daemon that outlived its server (killed with SIGKILL).
 	left := exec.Command("/bin/sleep", "600")
 	left.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(first + 3), Gid: uint32(first + 3), Groups: []uint32{}}}
@@ -88,7 +86,7 @@ func TestServerRemovesMemoryCgroupsOfDeadServers(t *testing.T) {
 	if parent == "" {
 		t.Skip("no cgroup v1 memory controller here")
 	}
-	dead, err := start("--pool-size", "1", "--worker-uid", strconv.Itoa(uidsOfThisTest(2)), "--worker-gid", strconv.Itoa(uidsOfThisTest(2)), "--worker-uids", "16")
+	dead, err := start("--pool-size", "1")
 	if err != nil {
 		t.Fatal(err)
 	}
