@@ -12,7 +12,6 @@ import (
 	"time"
 )
 
-
 func needRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
