@@ -13,18 +13,23 @@ CPU time and minor faults come from getrusage(RUSAGE_CHILDREN). Rows:
   fork+exit (libc fork)  the same without CPython's at-fork hooks (worker.fork)
   warm-up script         a child that runs the warm-up script, as before
   populate               a child that copies the probe's pages instead
+  thread (X)             a child that starts and joins an empty thread, as
+                         worker.in_background does to prepare at nice 19:
+                         threading.Thread or a bare _thread
   job after X            the seed's pandas job alone, in a child prepared by X
                          (its latency, once the job arrives)
   X + job                the whole child: preparation, job and exit
 
 Variants alternate round by round, so that the machine's load hits all alike.
 """
+import _thread
 import gc
 import json
 import os
 import resource
 import statistics
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
@@ -57,6 +62,19 @@ def probe():
         ranges = json.loads(f.read())
     os.waitpid(pid, 0)
     return ranges
+
+
+def threading_thread():
+    t = threading.Thread(target=lambda: None)
+    t.start()
+    t.join()
+
+
+def bare_thread():
+    done = _thread.allocate_lock()
+    done.acquire()
+    _thread.start_new_thread(done.release, ())
+    done.acquire()
 
 
 def child(fork, body):
@@ -99,6 +117,8 @@ def main():
     rows = {
         "fork+exit (os.fork)": (os.fork, lambda: None),
         "fork+exit (libc fork)": (w.fork, lambda: None),
+        "thread (threading.Thread)": (w.fork, threading_thread),
+        "thread (bare _thread)": (w.fork, bare_thread),
         "warm-up script": (w.fork, lambda: w.warm_child(WARM_SCRIPT)),
         "job after nothing": (w.fork, timed_job(lambda: None)),
         "job after warm-up script": (w.fork, timed_job(lambda: w.warm_child(WARM_SCRIPT))),

@@ -60,3 +60,41 @@ print(json.dumps(out))
 		t.Errorf("what stayed in the shared directory:\n got %s\nwant %s", got, want)
 	}
 }
+
+// TestInBackground runs a warm child's low-priority preparation in a real
+// Python: the work runs at nice 19 in a thread of its own, the caller's
+// thread (which will run the job) keeps its priority, the work's value comes
+// back, and a failure is an error, not a silent empty result.
+func TestInBackground(t *testing.T) {
+	dir := t.TempDir()
+	worker := filepath.Join(dir, "worker.py")
+	if err := os.WriteFile(worker, Worker, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := `
+import importlib.util, json, os, sys, _thread
+spec = importlib.util.spec_from_file_location("w", sys.argv[1])
+w = importlib.util.module_from_spec(spec); spec.loader.exec_module(w)
+main = _thread.get_native_id()
+before = os.getpriority(os.PRIO_PROCESS, 0)
+def work():
+    return {"nice": os.getpriority(os.PRIO_PROCESS, 0), "other_thread": _thread.get_native_id() != main}
+got = w.in_background(work)
+got["caller_kept_its_nice"] = os.getpriority(os.PRIO_PROCESS, 0) == before
+sys.unraisablehook = lambda u: None  # the failing thread's traceback
+try:
+    w.in_background(lambda: 1 / 0)
+    got["failure"] = "none"
+except RuntimeError as e:
+    got["failure"] = str(e)
+print(json.dumps(got, sort_keys=True))
+`
+	out, err := exec.Command("/usr/bin/python3", "-c", src, worker).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	want := `{"caller_kept_its_nice": true, "failure": "warming up failed", "nice": 19, "other_thread": true}`
+	if got := strings.TrimSpace(string(out)); got != want {
+		t.Errorf("got %s\nwant %s", got, want)
+	}
+}
