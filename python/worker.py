@@ -1091,7 +1091,7 @@ SUBREAPER = True  # False where PR_SET_CHILD_SUBREAPER is refused
 CFG = {}  # the worker's configuration, once read
 
 
-KILL_TIMEOUT = 60  # seconds; run.go's killTimeout is the same
+KILL_TIMEOUT = 60  # seconds, unless the server's config says (kill_timeout_s)
 
 
 def kill_all(job_sid, keep, everyone=False, beat=None):
@@ -1109,8 +1109,9 @@ def kill_all(job_sid, keep, everyone=False, beat=None):
     A killed process can take the kernel seconds to tear down (millions of
     epoll watches): the scans slow down after the first rounds, beat() is
     called every second to tell the server the worker is at it, and only
-    KILL_TIMEOUT gives up."""
+    the server's kill timeout gives up."""
     scan_session = job_sid if not SUBREAPER else None
+    limit = CFG.get("kill_timeout_s", KILL_TIMEOUT)
     start = last_beat = time.monotonic()
     for round in itertools.count():
         reap()
@@ -1120,8 +1121,8 @@ def kill_all(job_sid, keep, everyone=False, beat=None):
         if not victims:
             return
         now = time.monotonic()
-        if now - start > KILL_TIMEOUT:
-            raise RuntimeError("could not kill the job's processes in %ds" % KILL_TIMEOUT)
+        if now - start > limit:
+            raise RuntimeError("could not kill the job's processes in %ds" % limit)
         if beat is not None and now - last_beat >= 1:
             beat()
             last_beat = now
@@ -1298,7 +1299,8 @@ class JobWatch:
     def __init__(self, memory_bytes, disk_bytes, hidden_bytes=0):
         self.memory_kib = memory_bytes >> 10
         self.disk_bytes = disk_bytes
-        self.hidden_bytes = hidden_bytes
+        # How far the filesystem's free space may shrink during a job.
+        self.unnamed_limit = hidden_bytes + disk_bytes if hidden_bytes and disk_bytes else 0
         self.base = job_memory_kib(os.getpid())
         self.ticks = 0
         self.free_at_start = None
@@ -1306,7 +1308,7 @@ class JobWatch:
     def begin(self, child):
         """Called as a job starts."""
         self.ticks = 0
-        self.free_at_start = free_bytes(child.scratch) if self.disk_bytes and self.hidden_bytes else None
+        self.free_at_start = free_bytes(child.scratch) if self.unnamed_limit else None
 
     def check(self, child, keep):
         """Returns the status that ends the job, or None."""
@@ -1317,8 +1319,8 @@ class JobWatch:
             used, too_many = disk_usage(child.scratch)
             if too_many or used > self.disk_bytes:
                 return "disk_limit"
-            free = free_bytes(child.scratch) if self.hidden_bytes else None
-            if None not in (free, self.free_at_start) and self.free_at_start - free > self.hidden_bytes + self.disk_bytes:
+            free = free_bytes(child.scratch) if self.unnamed_limit else None
+            if None not in (free, self.free_at_start) and self.free_at_start - free > self.unnamed_limit:
                 return "disk_limit_unnamed"
         return None
 
@@ -1386,7 +1388,7 @@ def run_job(child, fds, job, cfg, watch=None, keep=()):
                 if over:
                     meta["status"] = over
                     if over == "disk_limit_unnamed":
-                        meta["unnamed_limit_bytes"] = watch.hidden_bytes + watch.disk_bytes
+                        meta["unnamed_limit_bytes"] = watch.unnamed_limit
                     break
             for key, _ in events:
                 if key.fd == CTL_IN:

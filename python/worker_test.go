@@ -8,6 +8,16 @@ import (
 	"testing"
 )
 
+// workerFile writes the embedded worker program to a file that a test's
+// Python can import.
+func workerFile(t *testing.T) string {
+	path := filepath.Join(t.TempDir(), "worker.py")
+	if err := os.WriteFile(path, Worker, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // TestSweepSharedDirs runs worker.py's sweep of world-writable directories
 // in a real Python: after a job, a root server's worker (a uid of its own)
 // without Landlock removes what its uid left there, never the scratch root,
@@ -15,10 +25,7 @@ import (
 // or the uid is shared.
 func TestSweepSharedDirs(t *testing.T) {
 	dir := t.TempDir()
-	worker := filepath.Join(dir, "worker.py")
-	if err := os.WriteFile(worker, Worker, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	worker := workerFile(t)
 	src := `
 import importlib.util, json, os, sys
 spec = importlib.util.spec_from_file_location("w", sys.argv[1])
@@ -66,11 +73,7 @@ print(json.dumps(out))
 // thread (which will run the job) keeps its priority, the work's value comes
 // back, and a failure is an error, not a silent empty result.
 func TestInBackground(t *testing.T) {
-	dir := t.TempDir()
-	worker := filepath.Join(dir, "worker.py")
-	if err := os.WriteFile(worker, Worker, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	worker := workerFile(t)
 	src := `
 import importlib.util, json, os, sys, _thread
 spec = importlib.util.spec_from_file_location("w", sys.argv[1])

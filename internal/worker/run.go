@@ -31,7 +31,8 @@ const drainTimeout = 2 * time.Second
 // killTimeout bounds how much longer than the backstop a template may take
 // to kill a job's processes, as long as it says every second that it is at
 // it (a "dying" frame): the kernel can take seconds to tear down a process
-// that holds millions of epoll watches. worker.py's KILL_TIMEOUT is the same.
+// that holds millions of epoll watches. The template is told it
+// (kill_timeout_s) and gives up killing then.
 const killTimeout = 60 * time.Second
 
 // Run runs one job. A nil error means the worker answered as the protocol

@@ -197,6 +197,7 @@ func Start(ctx context.Context, cfg Config) (_ *Worker, retErr error) {
 		"unnamed_disk_bytes": cfg.Limits.UnnamedDiskBytes,
 		"nproc":              cfg.Limits.Procs,
 		"nofile":             cfg.Limits.OpenFiles,
+		"kill_timeout_s":     int(killTimeout / time.Second),
 	})
 	if err != nil {
 		return nil, &StartError{Err: err}
