@@ -1,6 +1,7 @@
 package api
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
 	"net/http"
@@ -10,7 +11,8 @@ import (
 // auth checks bearer API keys. With no keys configured it lets everything
 // through.
 type auth struct {
-	keys  [][]byte
+	keys   []string
+	hashes [][sha256.Size]byte // of keys, compared instead of the keys
 	slots map[string]chan struct{} // per-key concurrency, when limited
 	limit int
 }
@@ -22,7 +24,8 @@ func newAuth(keys []string, perKey int) *auth {
 	}
 	for _, k := range keys {
 		if k = strings.TrimSpace(k); k != "" {
-			a.keys = append(a.keys, []byte(k))
+			a.keys = append(a.keys, k)
+			a.hashes = append(a.hashes, sha256.Sum256([]byte(k)))
 			if perKey > 0 {
 				a.slots[k] = make(chan struct{}, perKey)
 			}
@@ -32,18 +35,20 @@ func newAuth(keys []string, perKey int) *auth {
 }
 
 // match returns the configured key equal to token, comparing against every
-// key in constant time so that timing reveals neither which nor how much.
+// key in constant time so that timing reveals neither which, nor how much
+// of one, nor its length: the digests compared are all of one size.
 func (a *auth) match(token string) string {
+	sum := sha256.Sum256([]byte(token))
 	found := -1
-	for i, k := range a.keys {
-		if subtle.ConstantTimeCompare(k, []byte(token)) == 1 {
+	for i := range a.hashes {
+		if subtle.ConstantTimeCompare(a.hashes[i][:], sum[:]) == 1 {
 			found = i
 		}
 	}
 	if found < 0 {
 		return ""
 	}
-	return string(a.keys[found])
+	return a.keys[found]
 }
 
 func (a *auth) middleware(next http.Handler) http.Handler {

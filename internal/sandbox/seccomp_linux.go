@@ -137,9 +137,9 @@ func (s *Sandbox) JobFilter(workerPid int) ([]byte, error) {
 //     cannot read, and libc falls back to clone, whose flags it can,
 //   - refuses clone with any namespace flag, deniedSyscalls, refusedIoctls,
 //     fcntlRefused, socket buffers grown past the default, selfOnlySyscalls
-//     aimed at another process, sockets of every family but AF_UNIX, and,
-//     unless unixSockets, AF_UNIX sockets too (socketpair stays: its two
-//     ends belong to the job),
+//     aimed at another process, sockets and socket pairs of every family
+//     but AF_UNIX, and, unless unixSockets, AF_UNIX sockets too (AF_UNIX
+//     socketpair stays: its two ends belong to the job),
 //   - refuses to signal (or open a pidfd on) the protected pids, and every
 //     negative target: process groups and kill(-1), "everyone",
 //
@@ -169,6 +169,9 @@ func Seccomp(protected []int, unixSockets bool) ([]byte, error) {
 		seccomp.NameWithConditions{Name: "ioprio_set", Conditions: []seccomp.Condition{{Argument: 1, Operation: seccomp.NotEqual, Value: 0}}},
 		seccomp.NameWithConditions{Name: "clone", Conditions: []seccomp.Condition{{Argument: 0, Operation: seccomp.BitsSet, Value: cloneNamespaceFlags}}},
 		seccomp.NameWithConditions{Name: "socket", Conditions: []seccomp.Condition{{Argument: 0, Operation: seccomp.NotEqual, Value: unix.AF_UNIX}}},
+		// The kernel builds a pair of any family's sockets (loading its
+		// module) before most families refuse pairs; TIPC makes them.
+		seccomp.NameWithConditions{Name: "socketpair", Conditions: []seccomp.Condition{{Argument: 0, Operation: seccomp.NotEqual, Value: unix.AF_UNIX}}},
 	)
 	if !unixSockets {
 		conditional = append(conditional, seccomp.NameWithConditions{Name: "socket",

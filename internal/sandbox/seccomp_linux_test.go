@@ -85,7 +85,9 @@ func probe() {
 		"setpriority self (0)":     res(unix.Setpriority(unix.PRIO_PROCESS, 0, 1)),
 		"sched_setaffinity parent": res(unix.SchedSetaffinity(parent, &unix.CPUSet{1})),
 		"ioctl TIOCSTI":            res(rawErr(unix.Syscall(unix.SYS_IOCTL, 0, unix.TIOCSTI, 0))),
-		"socketpair AF_UNIX":       socketpair(),
+		"socketpair AF_UNIX":       socketpair(unix.AF_UNIX),
+		"socketpair AF_INET":       socketpair(unix.AF_INET),
+		"socketpair AF_NETLINK":    socketpair(unix.AF_NETLINK),
 		"move_pages":               res(rawErr(unix.Syscall6(unix.SYS_MOVE_PAGES, uintptr(parent), 0, 0, 0, 0, 0))),
 		"tkill parent":             res(rawErr(unix.Syscall(unix.SYS_TKILL, uintptr(parent), 0, 0))),
 		"tgkill self":              res(rawErr(unix.Syscall(unix.SYS_TGKILL, uintptr(os.Getpid()), uintptr(unix.Gettid()), 0))),
@@ -157,8 +159,8 @@ func errnoName(e unix.Errno) string {
 	return unix.ErrnoName(e)
 }
 
-func socketpair() string {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+func socketpair(family int) string {
+	fds, err := unix.Socketpair(family, unix.SOCK_STREAM, 0)
 	if err != nil {
 		return unix.ErrnoName(err.(unix.Errno))
 	}
@@ -236,6 +238,8 @@ func testSeccompFilter(t *testing.T, unixSockets bool) {
 		"sched_setaffinity parent": "EPERM",
 		"ioctl TIOCSTI":            "EPERM",
 		"socketpair AF_UNIX":       "ok",
+		"socketpair AF_INET":       "EPERM",
+		"socketpair AF_NETLINK":    "EPERM",
 		"move_pages":               "EPERM",
 		"tkill parent":             "EPERM",
 		"tgkill self":              "ok",
