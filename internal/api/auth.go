@@ -12,9 +12,9 @@ import (
 // through.
 type auth struct {
 	keys   []string
-	hashes [][sha256.Size]byte // of keys, compared instead of the keys
-	slots map[string]chan struct{} // per-key concurrency, when limited
-	limit int
+	hashes [][sha256.Size]byte      // of keys, compared instead of the keys
+	slots  map[string]chan struct{} // per-key concurrency, when limited
+	limit  int
 }
 
 func newAuth(keys []string, perKey int) *auth {
