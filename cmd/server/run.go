@@ -86,6 +86,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		// What every worker's job may hold in files at once, at least
 		// 1 GiB: another job's files, or the host's, do not end this one.
 		UnnamedDiskBytes: max(1<<30, int64(cfg.PoolSize)*cfg.ScratchMB<<20),
+		ScratchEntries:   100_000,
 
 		OutputFiles:      cfg.MaxFiles,
 		OutputFilesBytes: cfg.MaxFilesBytes,

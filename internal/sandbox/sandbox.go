@@ -149,6 +149,21 @@ func (s *Sandbox) MemoryCgroup() (bool, string) {
 // Level reports the isolation level the sandbox gives.
 func (s *Sandbox) Level() Level { return s.level }
 
+// tmpfsMounts are the writable tmpfs mounts inside a namespaces sandbox,
+// each of ScratchBytes.
+var tmpfsMounts = []string{"/tmp", "/dev/shm"}
+
+// TmpfsMounts returns the writable tmpfs mounts inside each worker's
+// sandbox, or none below LevelNamespaces. Their size is bounded; the number
+// of files in them, kernel memory no process's size shows, is not: the
+// template counts the inodes in use while a job runs.
+func (s *Sandbox) TmpfsMounts() []string {
+	if s.level < LevelNamespaces {
+		return nil
+	}
+	return tmpfsMounts
+}
+
 // Degraded returns why namespaces are not in use, or "" when they are.
 func (s *Sandbox) Degraded() string { return s.reason }
 

@@ -213,12 +213,10 @@ func (s *Sandbox) bwrapArgs(program bool) []string {
 	for _, f := range etcFiles {
 		args = append(args, "--ro-bind-try", root+f, f)
 	}
-	args = append(args,
-		"--proc", "/proc",
-		"--dev", "/dev",
-		"--size", size, "--tmpfs", "/tmp",
-		"--size", size, "--tmpfs", "/dev/shm",
-	)
+	args = append(args, "--proc", "/proc", "--dev", "/dev")
+	for _, m := range tmpfsMounts {
+		args = append(args, "--size", size, "--tmpfs", m)
+	}
 	if program {
 		args = append(args, "--ro-bind-data", strconv.Itoa(ProgramFD), workerPath)
 	}

@@ -166,6 +166,7 @@ type meta struct {
 	Error     string `json:"error"` // type "fatal"
 
 	UnnamedLimitBytes int64 `json:"unnamed_limit_bytes"` // status "disk_limit_unnamed"
+	EntriesLimit      int   `json:"entries_limit"`       // status "file_limit"
 
 	Python *PythonInfo `json:"python"` // a probe's "ready"
 }
@@ -202,6 +203,12 @@ func outcome(m *meta, res *resultBody, job Job, lim Limits) Outcome {
 	case m.Status == "disk_limit_unnamed":
 		return fail(KindDisk, "Disk limit exceeded: the disk lost more than %d MiB while the job ran "+
 			"(files without a name, deleted while open or O_TMPFILE, count too); the job was killed", m.UnnamedLimitBytes>>20)
+	case m.Status == "file_limit":
+		return fail(KindDisk, "Disk limit exceeded: a job may make at most %d files and directories "+
+			"(each costs kernel memory, even empty); the job was killed", m.EntriesLimit)
+	case m.Status == "disk_unreadable":
+		return fail(KindDisk, "Disk limit exceeded: the job made a directory that it then made unreadable, "+
+			"so its files could not be measured against the limit; the job was killed")
 	case m.Status == "memory_limit":
 		return fail(KindMemory, "Memory limit exceeded: the job's processes together may use at most %d MiB; the job was killed", lim.MemoryBytes>>20)
 	case res.Corrupt:

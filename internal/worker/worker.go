@@ -35,6 +35,11 @@ type Limits struct {
 	// O_TMPFILE) are in no directory, and other jobs' and the host's
 	// writes in that time count too. 0: not checked.
 	UnnamedDiskBytes int64
+	// ScratchEntries is how many files and directories a job may make in
+	// its scratch space (and, at namespaces level, the sandbox's tmpfs
+	// mounts): each costs kernel memory that no process's size shows.
+	// 0: the template's default, 100,000.
+	ScratchEntries int
 	// OutputFiles and OutputFilesBytes bound what a V1 job returns: files
 	// it wrote and images of its figures, each at most OutputFiles, and
 	// at most OutputFilesBytes of both together.
@@ -183,6 +188,8 @@ func Start(ctx context.Context, cfg Config) (_ *Worker, retErr error) {
 		"landlock_abi":       abi,
 		"watch_memory":       !proc.MemoryCgroup,
 		"watch_disk":         cfg.Sandbox.Level() == sandbox.LevelBasic,
+		"watch_inodes":       cfg.Sandbox.TmpfsMounts(),
+		"max_entries":        cfg.Limits.ScratchEntries,
 		"own_uid":            cfg.Sandbox.PerWorkerUIDs(),
 		"landlock":           rules,
 		"warm":               cfg.Warm,
