@@ -1254,44 +1254,102 @@ def free_bytes(path):
 
 
 MAX_ENTRIES = 100000  # files and directories a job may make, unless the config says (max_entries)
+MAX_DEPTH = 1000  # how deep the disk watch follows a job's directories
 
 
-def disk_usage(top, max_entries):
-    """Bytes of disk the tree at top takes, and what ends the job: None,
-    "file_limit" (more than max_entries entries) or "disk_unreadable" (a
-    directory this process may not list, even after making it readable: it
-    runs as the job's uid, so the job made it so, and could hide any amount
-    in it). Walked without following symlinks."""
-    total, entries, stack = 0, 0, [top]
-    while stack:
-        path = stack.pop()
+def walk_depth():
+    """How deep disk_usage can follow directories: it holds a descriptor per
+    level. Raises this process's soft RLIMIT_NOFILE for that where the hard
+    limit allows (a job's own limit is set apart, in set_limits)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = MAX_DEPTH + 64
+    if soft < want and (hard == resource.RLIM_INFINITY or hard > soft):
+        soft = want if hard == resource.RLIM_INFINITY else min(want, hard)
         try:
-            it = os.scandir(path)
-        except FileNotFoundError:
-            continue  # removed while we walk
-        except PermissionError:
-            try:
-                os.chmod(path, 0o700)
-                it = os.scandir(path)
-            except FileNotFoundError:
-                continue
-            except OSError:
-                return total, "disk_unreadable"
-        except OSError:
-            continue
-        with it:
-            for e in it:
-                entries += 1
-                if entries > max_entries:
-                    return total, "file_limit"
-                try:
-                    st = e.stat(follow_symlinks=False)
-                except OSError:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        except (OSError, ValueError):
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return max(16, min(MAX_DEPTH, soft - 64))
+
+
+def disk_usage(top, max_entries, max_depth):
+    """Bytes of disk the tree at top takes, and what ends the job: None,
+    "file_limit" (more than max_entries entries), "disk_too_deep"
+    (directories nested deeper than max_depth) or "disk_unreadable" (a
+    directory this process cannot open, even after making it readable: it
+    runs as the job's uid, so the job made it so, and could hide any amount
+    in it). Symlinks are never followed. The walk goes by directory
+    descriptors, never by path: a job's tree may be longer than PATH_MAX."""
+    total = entries = 0
+    try:
+        fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return 0, None
+    except OSError:
+        return 0, "disk_unreadable"
+    stack = []  # [(dir fd, names of its subdirectories not walked yet)]
+    try:
+        while True:
+            subdirs = []
+            with os.scandir(fd) as it:
+                for e in it:
+                    entries += 1
+                    if entries > max_entries:
+                        return total, "file_limit"
+                    try:
+                        st = e.stat(follow_symlinks=False)
+                    except OSError:
+                        continue  # removed while we walk
+                    total += st.st_blocks * 512
+                    if stat.S_ISDIR(st.st_mode):
+                        subdirs.append(e.name)
+            stack.append((fd, subdirs))
+            fd = None
+            while stack and fd is None:
+                parent, names = stack[-1]
+                if not names:
+                    os.close(parent)
+                    stack.pop()
                     continue
-                total += st.st_blocks * 512
-                if stat.S_ISDIR(st.st_mode):
-                    stack.append(e.path)
-    return total, None
+                if len(stack) >= max_depth:
+                    return total, "disk_too_deep"
+                fd = open_subdir(parent, names.pop())
+                if fd == "unreadable":
+                    return total, "disk_unreadable"
+            if fd is None:
+                return total, None
+    finally:
+        if isinstance(fd, int):
+            os.close(fd)
+        for parent, _ in stack:
+            os.close(parent)
+
+
+def open_subdir(parent, name):
+    """A descriptor of directory name in parent; None if it is gone or is no
+    longer a directory (a symlink now, say); "unreadable" if it cannot be
+    opened even after giving its owner, this process's uid, access again.
+    The chmod goes through an O_PATH descriptor, so a job that swaps the
+    directory for a symlink meanwhile cannot point it elsewhere."""
+    try:
+        pfd = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        return None if e.errno == errno.ELOOP else "unreadable"
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+    try:
+        try:
+            return os.open(".", flags, dir_fd=pfd)
+        except PermissionError:
+            pass
+        try:
+            os.chmod("/proc/self/fd/%d" % pfd, 0o700)
+            return os.open(".", flags, dir_fd=pfd)
+        except OSError:
+            return "unreadable"
+    finally:
+        os.close(pfd)
 
 
 def used_inodes(paths):
@@ -1335,6 +1393,7 @@ class JobWatch:
         self.disk_bytes = disk_bytes
         self.inode_paths = tuple(inode_paths)
         self.max_entries = max_entries
+        self.max_depth = walk_depth() if disk_bytes else MAX_DEPTH
         self.inodes_at_start = None
         # How far the filesystem's free space may shrink during a job.
         self.unnamed_limit = hidden_bytes + disk_bytes if hidden_bytes and disk_bytes else 0
@@ -1358,7 +1417,7 @@ class JobWatch:
             if used is not None and used - self.inodes_at_start > self.max_entries:
                 return "file_limit"
         if self.disk_bytes and self.ticks % 4 == 0:
-            used, over = disk_usage(child.scratch, self.max_entries)
+            used, over = disk_usage(child.scratch, self.max_entries, self.max_depth)
             if over:
                 return over
             if used > self.disk_bytes:
@@ -1435,6 +1494,8 @@ def run_job(child, fds, job, cfg, watch=None, keep=()):
                         meta["unnamed_limit_bytes"] = watch.unnamed_limit
                     if over == "file_limit":
                         meta["entries_limit"] = watch.max_entries
+                    if over == "disk_too_deep":
+                        meta["depth_limit"] = watch.max_depth
                     break
             for key, _ in events:
                 if key.fd == CTL_IN:

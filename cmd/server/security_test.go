@@ -255,10 +255,10 @@ def main():
     os.chmod("a/b/c", 0); os.chmod("a/b", 0); os.chmod("a", 0)
     os.chmod(".", 0o500)
     return "locked"`, 0, result("locked"), nil},
-		{"unremovable scratch: very deep tree", `
+		{"unremovable scratch: a tree longer than PATH_MAX", `
 def main():
-    for i in range(3000):
-        os.mkdir("d"); os.chdir("d")
+    for i in range(30):
+        os.mkdir("d" * 200); os.chdir("d" * 200)
     return "deep"`, 0, result("deep"), nil},
 		{"unremovable scratch: scratch removed", `
 def main():
@@ -456,6 +456,39 @@ def main():
         return errno.errorcode[e.errno]
     time.sleep(3)
     return "hid 300 MiB"`, 30, result("ENOSPC"), failsWith("Disk limit exceeded")},
+		// The disk watch walked by path: below PATH_MAX it saw nothing
+		// (outside attack round 5).
+		{"files below a path longer than PATH_MAX", `
+import time
+def main():
+    for i in range(18):
+        os.mkdir("x" * 250); os.chdir("x" * 250)
+    try:
+        for i in range(5):
+            with open("big%d" % i, "wb") as f:
+                for _ in range(60):
+                    f.write(b"\1" * (1 << 20))
+    except OSError as e:
+        return errno.errorcode[e.errno]
+    time.sleep(3)
+    return "hid 300 MiB"`, 30, result("ENOSPC"), failsWith("Disk limit exceeded: a job's files together may take at most")},
+		{"directories nested deeper than the disk watch follows", `
+import time
+def main():
+    for i in range(1200):
+        os.mkdir("d"); os.chdir("d")
+    try:
+        for i in range(5):
+            with open("big%d" % i, "wb") as f:
+                for _ in range(60):
+                    f.write(b"\1" * (1 << 20))
+    except OSError as e:
+        return errno.errorcode[e.errno]
+    time.sleep(3)
+    return "hid 300 MiB"`, 30, result("ENOSPC"), failsWith("Disk limit exceeded: a job's directories may nest at most")},
+		// A dumpable job would be core-dumped through a piped core_pattern
+		// to the host's disk whatever RLIMIT_CORE says (round 5).
+		{"become dumpable again", `def main(): return sc(157, 4, 1, 0, 0, 0)`, 0, result("EPERM"), nil},
 		{"a socket pair of another family", `
 def main():
     fds = (ctypes.c_int * 2)()

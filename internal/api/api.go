@@ -278,8 +278,23 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	// A finished answer waits in memory until the client has read it: a
+	// client that never reads must not hold it for the server's whole
+	// WriteTimeout (many of them held a GiB in an outside attack).
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(readingTime(len(body))))
 	w.WriteHeader(code)
 	w.Write(body)
+}
+
+// readGrace and readRate set how long a client may take to read an answer
+// of n bytes: readGrace, plus a second per readRate bytes.
+var (
+	readGrace = 10 * time.Second
+	readRate  = 256 << 10
+)
+
+func readingTime(n int) time.Duration {
+	return readGrace + time.Duration(n/readRate)*time.Second
 }
 
 // encodeJSON is how every response body is encoded: one line, HTML

@@ -129,3 +129,33 @@ func TestBodyThatIsNotJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestClientThatNeverReadsLetsGoOfTheAnswer: a finished answer waits in
+// memory until the client reads it; a client that stops reading loses it
+// after the reading time instead of holding it for the server's whole
+// WriteTimeout (an outside attack held a GiB with 60 such clients).
+func TestClientThatNeverReadsLetsGoOfTheAnswer(t *testing.T) {
+	defer func(g time.Duration, r int) { readGrace, readRate = g, r }(readGrace, readRate)
+	readGrace, readRate = 200*time.Millisecond, 1<<30               // reading time: 200 ms
+	big := json.RawMessage(`"` + strings.Repeat("x", 32<<20) + `"`) // more than the sockets' buffers hold
+	srv := httptest.NewServer(testHandler(fakeRunner{out: worker.Outcome{Kind: worker.KindOK, Result: big}}))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"script": "def main(): pass"}`
+	fmt.Fprintf(conn, "POST /execute HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil) // the answer has begun
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The client stops reading, for well past the reading time.
+	time.Sleep(2 * time.Second)
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err == nil || n >= resp.ContentLength {
+		t.Errorf("read %d of %d bytes (%v): the server kept the answer for a client that did not read", n, resp.ContentLength, err)
+	}
+}

@@ -139,7 +139,8 @@ func (s *Sandbox) JobFilter(workerPid int) ([]byte, error) {
 //     fcntlRefused, socket buffers grown past the default, selfOnlySyscalls
 //     aimed at another process, sockets and socket pairs of every family
 //     but AF_UNIX, and, unless unixSockets, AF_UNIX sockets too (AF_UNIX
-//     socketpair stays: its two ends belong to the job),
+//     socketpair stays: its two ends belong to the job), and
+//     prctl(PR_SET_DUMPABLE),
 //   - refuses to signal (or open a pidfd on) the protected pids, and every
 //     negative target: process groups and kill(-1), "everyone",
 //
@@ -172,6 +173,10 @@ func Seccomp(protected []int, unixSockets bool) ([]byte, error) {
 		// The kernel builds a pair of any family's sockets (loading its
 		// module) before most families refuse pairs; TIPC makes them.
 		seccomp.NameWithConditions{Name: "socketpair", Conditions: []seccomp.Condition{{Argument: 0, Operation: seccomp.NotEqual, Value: unix.AF_UNIX}}},
+		// A job stays non-dumpable: no core dump of it reaches a piped
+		// core_pattern (systemd-coredump, apport), which ignores
+		// RLIMIT_CORE and writes to the host's disk.
+		seccomp.NameWithConditions{Name: "prctl", Conditions: equal32(0, unix.PR_SET_DUMPABLE)},
 	)
 	if !unixSockets {
 		conditional = append(conditional, seccomp.NameWithConditions{Name: "socket",

@@ -167,6 +167,7 @@ type meta struct {
 
 	UnnamedLimitBytes int64 `json:"unnamed_limit_bytes"` // status "disk_limit_unnamed"
 	EntriesLimit      int   `json:"entries_limit"`       // status "file_limit"
+	DepthLimit        int   `json:"depth_limit"`         // status "disk_too_deep"
 
 	Python *PythonInfo `json:"python"` // a probe's "ready"
 }
@@ -206,6 +207,9 @@ func outcome(m *meta, res *resultBody, job Job, lim Limits) Outcome {
 	case m.Status == "file_limit":
 		return fail(KindDisk, "Disk limit exceeded: a job may make at most %d files and directories "+
 			"(each costs kernel memory, even empty); the job was killed", m.EntriesLimit)
+	case m.Status == "disk_too_deep":
+		return fail(KindDisk, "Disk limit exceeded: a job's directories may nest at most %d deep "+
+			"(deeper ones could not be measured against the limit); the job was killed", m.DepthLimit)
 	case m.Status == "disk_unreadable":
 		return fail(KindDisk, "Disk limit exceeded: the job made a directory that it then made unreadable, "+
 			"so its files could not be measured against the limit; the job was killed")
