@@ -442,50 +442,18 @@ def main():
     return "made 400000 files"`, 30, failsWith("Disk limit exceeded", "at most 100000 files and directories"), nil},
 		// A directory the template cannot list hid what the disk watch
 		// walks at basic level.
-		{"files in a directory its owner cannot list", `
-import time
-def main():
+		{"files in a directory its owner cannot list", hide300MiB(`
     os.mkdir("h", 0o700)
     os.chmod("h", 0o300)
-    try:
-        for i in range(5):
-            with open("h/big%d" % i, "wb") as f:
-                for _ in range(60):
-                    f.write(b"\1" * (1 << 20))
-    except OSError as e:
-        return errno.errorcode[e.errno]
-    time.sleep(3)
-    return "hid 300 MiB"`, 30, result("ENOSPC"), failsWith("Disk limit exceeded")},
+    os.chdir("h")`), 30, result("ENOSPC"), failsWith("Disk limit exceeded")},
 		// The disk watch walked by path: below PATH_MAX it saw nothing
 		// (outside attack round 5).
-		{"files below a path longer than PATH_MAX", `
-import time
-def main():
+		{"files below a path longer than PATH_MAX", hide300MiB(`
     for i in range(18):
-        os.mkdir("x" * 250); os.chdir("x" * 250)
-    try:
-        for i in range(5):
-            with open("big%d" % i, "wb") as f:
-                for _ in range(60):
-                    f.write(b"\1" * (1 << 20))
-    except OSError as e:
-        return errno.errorcode[e.errno]
-    time.sleep(3)
-    return "hid 300 MiB"`, 30, result("ENOSPC"), failsWith("Disk limit exceeded: a job's files together may take at most")},
-		{"directories nested deeper than the disk watch follows", `
-import time
-def main():
+        os.mkdir("x" * 250); os.chdir("x" * 250)`), 30, result("ENOSPC"), failsWith("Disk limit exceeded: a job's files together may take at most")},
+		{"directories nested deeper than the disk watch follows", hide300MiB(`
     for i in range(1200):
-        os.mkdir("d"); os.chdir("d")
-    try:
-        for i in range(5):
-            with open("big%d" % i, "wb") as f:
-                for _ in range(60):
-                    f.write(b"\1" * (1 << 20))
-    except OSError as e:
-        return errno.errorcode[e.errno]
-    time.sleep(3)
-    return "hid 300 MiB"`, 30, result("ENOSPC"), failsWith("Disk limit exceeded: a job's directories may nest at most")},
+        os.mkdir("d"); os.chdir("d")`), 30, result("ENOSPC"), failsWith("Disk limit exceeded: a job's directories may nest at most")},
 		// A dumpable job would be core-dumped through a piped core_pattern
 		// to the host's disk whatever RLIMIT_CORE says (round 5).
 		{"become dumpable again", `def main(): return sc(157, 4, 1, 0, 0, 0)`, 0, result("EPERM"), nil},
@@ -678,6 +646,24 @@ def main():
 	if strings.Contains(s.logs.String(), `"destroying worker"`) {
 		t.Errorf("an attack cost a worker: %s", grepLines(s.logs.String(), `"destroying worker"`))
 	}
+}
+
+// hide300MiB is a job that runs setup (Python lines, indented for main)
+// and then writes 300 MiB in its working directory: ENOSPC where the
+// scratch space is a tmpfs of 64 MiB, the disk watch's error elsewhere.
+func hide300MiB(setup string) string {
+	return `
+import time
+def main():` + setup + `
+    try:
+        for i in range(5):
+            with open("big%d" % i, "wb") as f:
+                for _ in range(60):
+                    f.write(b"\1" * (1 << 20))
+    except OSError as e:
+        return errno.errorcode[e.errno]
+    time.sleep(3)
+    return "hid 300 MiB"`
 }
 
 func grepLines(text, sub string) string {
