@@ -614,6 +614,15 @@ def warm_child(script):
         sys.modules.pop("__script__", None)
 
 
+SIGPENDING = 256  # signals a job may have queued at once
+
+
+def at_most(what, n):
+    """n, or the hard limit of rlimit what where that is lower."""
+    hard = resource.getrlimit(what)[1]
+    return n if hard == resource.RLIM_INFINITY else min(n, hard)
+
+
 def set_limits(cfg, timeout_s, statm):
     """Applies the job's rlimits. statm is an fd on /proc/self/statm, opened
     before Landlock, which may hide /proc."""
@@ -623,6 +632,11 @@ def set_limits(cfg, timeout_s, statm):
         (resource.RLIMIT_FSIZE, cfg["fsize_bytes"]),
         (resource.RLIMIT_CPU, int(timeout_s) + 2),
         (resource.RLIMIT_NPROC, cfg["nproc"]),
+        # Queued signals and POSIX timers: where the workers' jobs share a
+        # count (a non-root server's uid, mapped into every worker's user
+        # namespace), one job could take it all and make every other
+        # tenant's timer_create and sigqueue fail. Never raised.
+        (resource.RLIMIT_SIGPENDING, at_most(resource.RLIMIT_SIGPENDING, SIGPENDING)),
     ]
     if cfg["memory_bytes"] > 0:
         vsize = int(os.pread(statm, 256, 0).split()[0]) * os.sysconf("SC_PAGE_SIZE")

@@ -100,6 +100,9 @@ func (s *server) v1Stream(w http.ResponseWriter, r *http.Request, job worker.Job
 func (s *server) streamEnd(sw *sseWriter, r *http.Request, out worker.Outcome, err error) {
 	if err == nil {
 		setOutcome(r, string(out.Kind))
+		if sw.err != nil {
+			return // the client is gone: no result to encode for it
+		}
 		body, _ := encodeJSON(v1Body(out))
 		sw.event("result", bytes.TrimSuffix(body, []byte("\n")))
 		return
@@ -116,14 +119,21 @@ func (s *server) streamEnd(sw *sseWriter, r *http.Request, out worker.Outcome, e
 }
 
 // sseWriter writes server-sent events, starting the 200 response with the
-// first one and flushing after each.
+// first one and flushing after each. The client has the reading time of
+// each write (readingTime) to take it, as it has for a JSON answer; once a
+// write has failed, every later one fails at once.
 type sseWriter struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController
 	started bool
+	err     error // the first failed write's
 }
 
 func (sw *sseWriter) send(s string) error {
+	if sw.err != nil {
+		return sw.err
+	}
+	sw.rc.SetWriteDeadline(time.Now().Add(readingTime(len(s))))
 	if !sw.started {
 		sw.started = true
 		h := sw.w.Header()
@@ -132,10 +142,12 @@ func (sw *sseWriter) send(s string) error {
 		h.Set("X-Accel-Buffering", "no") // nginx and friends: do not buffer
 		sw.w.WriteHeader(http.StatusOK)
 	}
-	if _, err := sw.w.Write([]byte(s)); err != nil {
-		return err
+	_, err := sw.w.Write([]byte(s))
+	if err == nil {
+		err = sw.rc.Flush()
 	}
-	return sw.rc.Flush()
+	sw.err = err
+	return err
 }
 
 // event sends one event; data must not hold a newline.
@@ -144,6 +156,9 @@ func (sw *sseWriter) event(name string, data []byte) error {
 }
 
 func (sw *sseWriter) chunks(cs []chunk) error {
+	if sw.err != nil {
+		return sw.err
+	}
 	var b strings.Builder
 	for _, c := range cs {
 		data, _ := json.Marshal(strings.ToValidUTF8(string(c.data), "\uFFFD"))

@@ -2,10 +2,13 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -197,5 +200,48 @@ func TestStreamChunkBeforeJobEndsAndCancel(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the job was not cancelled within 30s of the client leaving")
+	}
+}
+
+// TestStreamToClientThatStopsReading: a stream whose client stops reading
+// fails its next write after the reading time, as a JSON answer does, and
+// the job is cancelled, instead of both waiting for the server's whole
+// WriteTimeout (an outside attack held 1.2 GiB with 40 such streams).
+func TestStreamToClientThatStopsReading(t *testing.T) {
+	defer func(g time.Duration, r int) { readGrace, readRate = g, r }(readGrace, readRate)
+	readGrace, readRate = 200*time.Millisecond, 1<<30 // reading time: 200 ms
+	cancelled := make(chan error, 1)
+	srv := httptest.NewServer(testHandler(scriptedRunner(func(ctx context.Context, job worker.Job) (worker.Outcome, error) {
+		for range 32 { // more than the sockets' buffers hold
+			job.Output("stdout", bytes.Repeat([]byte("x"), 1<<20))
+		}
+		select {
+		case <-ctx.Done():
+			cancelled <- context.Cause(ctx)
+			return worker.Outcome{}, context.Cause(ctx)
+		case <-time.After(time.Minute):
+			cancelled <- nil
+			return worker.Outcome{Kind: worker.KindOK}, nil
+		}
+	})))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"script": "x"}`
+	fmt.Fprintf(conn, "POST /v1/execute HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	if _, err := http.ReadResponse(bufio.NewReader(conn), nil); err != nil { // the stream has begun
+		t.Fatal(err)
+	}
+	// The client reads no more.
+	select {
+	case err := <-cancelled:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("the job ended with %v, want a cancellation", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the job still ran 30 s after its client stopped reading")
 	}
 }
