@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/rs/zerolog/hlog"
 
@@ -211,7 +210,7 @@ func (s *server) decodeV1(w http.ResponseWriter, r *http.Request) (worker.Job, e
 		if f.Path == nil || f.Content == nil {
 			return bad(`files[%d] must have "path" and "content" (base64)`, i)
 		}
-		if why := badPath(*f.Path); why != "" {
+		if why := worker.BadPath(*f.Path); why != "" {
 			return bad("files[%d]: path %q %s", i, *f.Path, why)
 		}
 		if seen[*f.Path] {
@@ -250,32 +249,6 @@ func (s *server) decodeV1(w http.ResponseWriter, r *http.Request) (worker.Job, e
 		}
 	}
 	return job, nil
-}
-
-// badPath says why p cannot name a file in a job's working directory, or
-// "" when it can: relative, clean, without "." or ".." components.
-func badPath(p string) string {
-	switch {
-	case p == "":
-		return "is empty"
-	case len(p) > 1024:
-		return "is longer than 1024 bytes"
-	case !utf8.ValidString(p) || strings.ContainsAny(p, "\x00\\"):
-		return "must be valid UTF-8 without NUL or backslash"
-	case strings.HasPrefix(p, "/"):
-		return "must be relative to the working directory"
-	}
-	for _, c := range strings.Split(p, "/") {
-		switch {
-		case c == "" || c == ".":
-			return "must not have empty or \".\" components"
-		case c == "..":
-			return "must not have \"..\" components"
-		case len(c) > 255:
-			return "has a component longer than 255 bytes"
-		}
-	}
-	return ""
 }
 
 // wallMS formats a job's wall-clock time in milliseconds, to 0.01 ms, for

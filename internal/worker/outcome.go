@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -128,12 +129,30 @@ type v1Frame struct {
 
 // v1Outcome completes o.V1 from the result frame's "v1" member, and gives
 // outcomes that no Python exception explains an ErrorInfo of their own.
-func v1Outcome(o *Outcome, raw json.RawMessage) {
+func v1Outcome(o *Outcome, raw json.RawMessage, lim Limits) {
 	v := &V1Outcome{}
 	var f v1Frame
 	if len(raw) > 0 && json.Unmarshal(raw, &f) == nil {
-		v.Error, v.Files, v.Images = f.ErrorInfo, f.Files, f.Images
-		v.FilesOmitted, v.ImagesOmitted = max(0, f.FilesOmitted), max(0, f.ImagesOmitted)
+		v.Error = f.ErrorInfo
+		v.FilesOmitted, v.ImagesOmitted = min(max(0, f.FilesOmitted), maxOmitted), min(max(0, f.ImagesOmitted), maxOmitted)
+		// The job process collects its files itself, after its script ran:
+		// what it reports is checked as anything else from a job is.
+		budget := lim.OutputFilesBytes
+		for _, file := range f.Files {
+			if n, ok := decoded(file.Content); ok && BadPath(file.Path) == "" && n == file.Size &&
+				len(v.Files) < lim.OutputFiles && n <= budget {
+				v.Files, budget = append(v.Files, file), budget-n
+			} else {
+				v.FilesOmitted = min(v.FilesOmitted+1, maxOmitted)
+			}
+		}
+		for _, img := range f.Images {
+			if n, ok := decoded(img.Content); ok && img.Format == "png" && len(v.Images) < lim.OutputFiles && n <= budget {
+				v.Images, budget = append(v.Images, img), budget-n
+			} else {
+				v.ImagesOmitted = min(v.ImagesOmitted+1, maxOmitted)
+			}
+		}
 		if f.Usage != nil {
 			cpu, mem := f.Usage.CPUMillis, f.Usage.MemoryPeakMB
 			v.CPUMillis, v.MemoryPeakMB = &cpu, &mem
@@ -154,6 +173,17 @@ func v1Outcome(o *Outcome, raw json.RawMessage) {
 		v.Images = []Image{}
 	}
 	o.V1 = v
+}
+
+// maxOmitted caps the omitted counts a job reports: more entries than a
+// job may make.
+const maxOmitted = 1 << 20
+
+// decoded returns the length of standard, padded base64 content, and
+// whether it is that.
+func decoded(content string) (int64, bool) {
+	b, err := base64.StdEncoding.DecodeString(content)
+	return int64(len(b)), err == nil
 }
 
 // meta is the worker's "done" frame.
@@ -242,6 +272,9 @@ func outcome(m *meta, res *resultBody, job Job, lim Limits) Outcome {
 				k = KindException
 			}
 			o = fail(k, "%s", msg)
+		} else if len(result) > int(lim.ResultBytes) {
+			// The job measures its result itself: a script can skip that.
+			o = fail(KindResultLimit, "Result too large: exceeds the result limit of %d bytes", lim.ResultBytes)
 		} else {
 			o.Kind, o.Result = KindOK, result
 		}

@@ -153,7 +153,7 @@ func (w *Worker) Run(ctx context.Context, job Job) (Outcome, error) {
 	}
 	if job.V1 != nil {
 		o.StderrTruncated = p.err.truncated()
-		v1Outcome(&o, o.v1raw)
+		v1Outcome(&o, o.v1raw, w.cfg.Limits)
 	}
 	return o, nil
 }
