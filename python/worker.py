@@ -1303,7 +1303,7 @@ def disk_usage(top, max_entries, max_depth):
         return 0, "disk_unreadable"
     stack = []  # [(dir fd, names of its subdirectories not walked yet)]
     try:
-        while True:
+        while True:  # fd: the directory to list next
             subdirs = []
             with os.scandir(fd) as it:
                 for e in it:
@@ -1328,21 +1328,26 @@ def disk_usage(top, max_entries, max_depth):
                 if len(stack) >= max_depth:
                     return total, "disk_too_deep"
                 fd = open_subdir(parent, names.pop())
-                if fd == "unreadable":
-                    return total, "disk_unreadable"
             if fd is None:
                 return total, None
+    except Unreadable:
+        return total, "disk_unreadable"
     finally:
-        if isinstance(fd, int):
+        if fd is not None:
             os.close(fd)
         for parent, _ in stack:
             os.close(parent)
 
 
+class Unreadable(Exception):
+    """A directory of the job's that its owner cannot open."""
+
+
 def open_subdir(parent, name):
-    """A descriptor of directory name in parent; None if it is gone or is no
-    longer a directory (a symlink now, say); "unreadable" if it cannot be
-    opened even after giving its owner, this process's uid, access again.
+    """A descriptor of directory name in parent, or None if it is gone or is
+    no longer a directory (a symlink now, say). Raises Unreadable if it
+    cannot be opened even after giving its owner, this process's uid,
+    access again.
     The chmod goes through an O_PATH descriptor, so a job that swaps the
     directory for a symlink meanwhile cannot point it elsewhere."""
     try:
@@ -1350,7 +1355,9 @@ def open_subdir(parent, name):
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as e:
-        return None if e.errno == errno.ELOOP else "unreadable"
+        if e.errno == errno.ELOOP:
+            return None
+        raise Unreadable from e
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
     try:
         try:
@@ -1360,8 +1367,8 @@ def open_subdir(parent, name):
         try:
             os.chmod("/proc/self/fd/%d" % pfd, 0o700)
             return os.open(".", flags, dir_fd=pfd)
-        except OSError:
-            return "unreadable"
+        except OSError as e:
+            raise Unreadable from e
     finally:
         os.close(pfd)
 
@@ -1426,11 +1433,13 @@ class JobWatch:
         self.ticks += 1
         if self.memory_kib and self.memory_over(child.pid, keep):
             return "memory_limit"
-        if self.inodes_at_start is not None and self.ticks % 4 == 0:
+        if self.ticks % 4:
+            return None  # files: every fourth poll
+        if self.inodes_at_start is not None:
             used = used_inodes(self.inode_paths)
             if used is not None and used - self.inodes_at_start > self.max_entries:
                 return "file_limit"
-        if self.disk_bytes and self.ticks % 4 == 0:
+        if self.disk_bytes:
             used, over = disk_usage(child.scratch, self.max_entries, self.max_depth)
             if over:
                 return over

@@ -130,6 +130,24 @@ func TestBodyThatIsNotJSON(t *testing.T) {
 	}
 }
 
+// startAnswer sends a request (head: its request line and headers, without
+// Content-Length or the blank line) on a connection of its own, and returns
+// once the answer has begun, its headers read and its body not.
+func startAnswer(t *testing.T, srv *httptest.Server, head, body string) *http.Response {
+	t.Helper()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "%sContent-Length: %d\r\n\r\n%s", head, len(body), body)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
 // TestClientThatNeverReadsLetsGoOfTheAnswer: a finished answer waits in
 // memory until the client reads it; a client that stops reading loses it
 // after the reading time instead of holding it for the server's whole
@@ -140,18 +158,7 @@ func TestClientThatNeverReadsLetsGoOfTheAnswer(t *testing.T) {
 	big := json.RawMessage(`"` + strings.Repeat("x", 32<<20) + `"`) // more than the sockets' buffers hold
 	srv := httptest.NewServer(testHandler(fakeRunner{out: worker.Outcome{Kind: worker.KindOK, Result: big}}))
 	defer srv.Close()
-	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	body := `{"script": "def main(): pass"}`
-	fmt.Fprintf(conn, "POST /execute HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil) // the answer has begun
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := startAnswer(t, srv, "POST /execute HTTP/1.1\r\nHost: x\r\n", `{"script": "def main(): pass"}`)
 	// The client stops reading, for well past the reading time.
 	time.Sleep(2 * time.Second)
 	n, err := io.Copy(io.Discard, resp.Body)

@@ -6,9 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -225,17 +223,8 @@ func TestStreamToClientThatStopsReading(t *testing.T) {
 		}
 	})))
 	defer srv.Close()
-	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	body := `{"script": "x"}`
-	fmt.Fprintf(conn, "POST /v1/execute HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
-	if _, err := http.ReadResponse(bufio.NewReader(conn), nil); err != nil { // the stream has begun
-		t.Fatal(err)
-	}
-	// The client reads no more.
+	startAnswer(t, srv, "POST /v1/execute HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n", `{"script": "x"}`)
+	// The stream has begun; the client reads no more.
 	select {
 	case err := <-cancelled:
 		if !errors.Is(err, context.Canceled) {

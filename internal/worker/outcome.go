@@ -175,6 +175,10 @@ func v1Outcome(o *Outcome, raw json.RawMessage, lim Limits) {
 	o.V1 = v
 }
 
+// resultTooLarge is the error of a result over the limit, whether the
+// result frame or main()'s value is.
+const resultTooLarge = "Result too large: exceeds the result limit of %d bytes"
+
 // maxOmitted caps the omitted counts a job reports: more entries than a
 // job may make.
 const maxOmitted = 1 << 20
@@ -248,7 +252,7 @@ func outcome(m *meta, res *resultBody, job Job, lim Limits) Outcome {
 	case res.Corrupt:
 		return fail(KindCorrupt, "The script wrote to the worker's private result channel; its result was discarded")
 	case res.TooLarge:
-		return fail(KindResultLimit, "Result too large: exceeds the result limit of %d bytes", lim.ResultBytes)
+		return fail(KindResultLimit, resultTooLarge, lim.ResultBytes)
 	case len(body) > 0:
 		var r childResult
 		var msg, kind string
@@ -274,7 +278,7 @@ func outcome(m *meta, res *resultBody, job Job, lim Limits) Outcome {
 			o = fail(k, "%s", msg)
 		} else if len(result) > int(lim.ResultBytes) {
 			// The job measures its result itself: a script can skip that.
-			o = fail(KindResultLimit, "Result too large: exceeds the result limit of %d bytes", lim.ResultBytes)
+			o = fail(KindResultLimit, resultTooLarge, lim.ResultBytes)
 		} else {
 			o.Kind, o.Result = KindOK, result
 		}
