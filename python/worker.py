@@ -139,6 +139,24 @@ def install_seccomp(program):
         raise OSError(err, "seccomp: %s" % os.strerror(err))
 
 
+def protect_pid(syscalls, pid):
+    """A second seccomp program, stacked on the server's: the syscalls named
+    (by number: kill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo, pidfd_open,
+    whose first argument is a pid) fail with EPERM when aimed at pid, whose
+    number only this process knows. It reads the argument's low 32 bits, all
+    the kernel does. (A syscall of a foreign ABI: the server's program kills
+    the process, which wins over whatever this one says.)"""
+    ld, jeq, ret = 0x20, 0x15, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_RET|K
+    allow, deny = 0x7FFF0000, 0x00050000 | errno.EPERM
+    arg0 = 16 if sys.byteorder == "little" else 20  # offsetof(seccomp_data, args[0]), low word
+    n = len(syscalls)
+    prog = [(ld, 0, 0, 0)]
+    for i, nr in enumerate(syscalls):
+        prog.append((jeq, n - i, 0, nr))  # to the argument check
+    prog += [(ret, 0, 0, allow), (ld, 0, 0, arg0), (jeq, 0, 1, pid), (ret, 0, 0, deny), (ret, 0, 0, allow)]
+    return b"".join(struct.pack("=HBBI", *ins) for ins in prog)
+
+
 # Landlock (kernel >= 5.13): the job process confines itself. Syscall numbers
 # are the same on every architecture.
 SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_ADD_RULE, SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
@@ -692,8 +710,9 @@ def without_epoll():
     selectors.DefaultSelector = selectors.PollSelector
 
 
-def child_main(cfg, warm, sock, scratch):
-    """Runs in the forked child. Never returns.
+def child_main(cfg, warm, sock, scratch, zygote=0):
+    """Runs in the forked child (the template's, or the zygote's when zygote
+    is its pid). Never returns.
 
     Everything that does not depend on the job happens before the child
     reports itself ready, off the job's path: the warm-up, its scratch
@@ -705,13 +724,16 @@ def child_main(cfg, warm, sock, scratch):
     nonce = b""
     res_w = -1
     try:
-        # The template's own oom_score_adj, open for writing: never the job's.
-        os.close(OOM.fd)
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         prctl(PR_SET_DUMPABLE, 0)
         os.setsid()  # its own process group: kill(0) cannot reach the template
-        for fd in (CTL_IN, CTL_OUT, JOB_FDS):
-            os.close(fd)
+        if zygote:
+            gc.enable()  # the zygote's loop runs without
+        else:  # (the zygote closed these, and their numbers may be reused)
+            # The template's own oom_score_adj, open for writing: never the job's.
+            os.close(OOM.fd)
+            for fd in (CTL_IN, CTL_OUT, JOB_FDS):
+                os.close(fd)
         if warm:
             ready = in_background(lambda: warm_up(cfg.get("warm_script")))
         else:
@@ -722,6 +744,8 @@ def child_main(cfg, warm, sock, scratch):
         prctl(PR_SET_NO_NEW_PRIVS, 1)
         install_landlock(cfg["landlock"], cfg["landlock_abi"], [scratch])
         install_seccomp(cfg["seccomp"])
+        if zygote:
+            install_seccomp(protect_pid(cfg["signal_syscalls"], zygote))
         without_epoll()
         sock.send(ready)  # the template may announce it ready
         msg, fds, _, _ = socket.recv_fds(sock, 16, 4)
@@ -1023,6 +1047,148 @@ class OOMScore:
 OOM = None  # OOMScore, set in main()
 
 
+# ------------------------------------------------------------------ zygote
+
+# clone(2) as glibc's fork calls it, plus CLONE_PARENT: the new process is
+# the caller's sibling. The syscall's number and argument order, and where
+# glibc keeps a thread's tid (struct pthread's tid, which glibc's fork points
+# CLONE_CHILD_SETTID at), per machine; elsewhere no zygote.
+CLONE_PARENT, CLONE_CHILD_SETTID, CLONE_CHILD_CLEARTID = 0x8000, 0x01000000, 0x00200000
+CLONE_ABI = {"x86_64": (56, 0x2D0, False), "aarch64": (220, 0xD0, True)}  # nr, tid offset, tls before ctid
+libc.syscall.restype = ctypes.c_long
+libc.pthread_self.restype = ctypes.c_void_p
+
+
+class Zygote:
+    """A process the template forks once, which from then on forks the job
+    children in its place, as the template's children (CLONE_PARENT): the
+    template still reaps, watches and kills them as before.
+
+    Why: every fork write-protects the forking process's pages, and every
+    page it writes afterwards while a child still shares it costs a
+    copy-on-write fault. The template runs Python between jobs (reading
+    frames, watching, killing, wiping), about 355 such faults per job. The
+    zygote runs a loop of a few lines and nothing else, and the template,
+    which no longer forks, copies each page it writes once, then never
+    again.
+
+    The zygote holds no descriptor but its socket to the template, runs no
+    job code, and is as protected from jobs as the template: a job's
+    seccomp filter refuses to signal it (protect_pid), Landlock's signal
+    scope and its being non-dumpable keep it out of reach otherwise. If it
+    dies anyway (a job's kill(-1) at the end of a fork storm, the OOM
+    killer), the template starts another, or forks the children itself."""
+
+    TIMEOUT = 5  # seconds for the zygote to answer a fork request (it takes milliseconds)
+
+    def __init__(self, cfg):
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = OOM.fork()
+        if pid == 0:
+            self.sock.close()
+            zygote_main(cfg, theirs)
+        theirs.close()
+        self.pid = pid
+        # Its pid may be reaped (reap()) and reused before stop(): signal and
+        # wait through a pidfd, never by number.
+        try:
+            self.pidfd = os.pidfd_open(pid)
+        except OSError:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise
+        self.sock.settimeout(self.TIMEOUT)
+
+    def fork(self, warm, scratch):
+        """Asks for a child; returns its pid and the template's end of its
+        socket. Raises OSError if the zygote is gone or does not answer."""
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            socket.send_fds(self.sock, [(b"W" if warm else b"P") + scratch.encode()], [theirs.fileno()])
+            reply = self.sock.recv(64)
+        except BaseException:
+            mine.close()
+            raise
+        finally:
+            theirs.close()
+        if not reply[:1].isdigit():
+            mine.close()
+            raise OSError(errno.ECHILD, "zygote: %r" % reply[:40])
+        return int(reply), mine
+
+    def stop(self):
+        self.sock.close()
+        try:
+            signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            os.waitid(os.P_PIDFD, self.pidfd, os.WEXITED)
+        except (ProcessLookupError, ChildProcessError):
+            pass  # reaped already, by reap()
+        os.close(self.pidfd)
+
+
+ZYGOTE = None  # Zygote, in warm mode where clone_supported()
+
+
+def clone_supported():
+    """Whether this machine's glibc keeps the thread's tid where CLONE_ABI
+    says: the only way the zygote's children get their own tid right."""
+    abi = CLONE_ABI.get(os.uname().machine)
+    if abi is None:
+        return False
+    tid = ctypes.c_int32.from_address(libc.pthread_self() + abi[1]).value
+    return tid == threading.get_native_id()
+
+
+def clone_args():
+    """The arguments of clone(2) as glibc's fork passes them, plus
+    CLONE_PARENT (the new process is the caller's sibling), for
+    libc.syscall: CLONE_CHILD_SETTID points the kernel at the child's struct
+    pthread, so it holds its own tid. Made once: the zygote's loop should
+    write as few of its pages as it can (see Zygote)."""
+    nr, tid_off, tls_first = CLONE_ABI[os.uname().machine]
+    ctid = ctypes.c_void_p(libc.pthread_self() + tid_off)
+    flags = ctypes.c_ulong(CLONE_PARENT | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID | signal.SIGCHLD)
+    null = ctypes.c_void_p(0)
+    if tls_first:
+        return (ctypes.c_long(nr), flags, null, null, null, ctid)
+    return (ctypes.c_long(nr), flags, null, null, ctid, null)
+
+
+def zygote_main(cfg, sock):
+    """The zygote's loop: a request in (b"W" or b"P", then the child's
+    scratch path, and the child's socket), a child's pid out. No at-fork
+    handlers run in its children (as with fork() above): the zygote is
+    single-threaded and never ran numpy after its own fork (OpenBLAS's
+    handler, which stops its threads, ran then). Never returns."""
+    global PROBE
+    try:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        gc.disable()
+        PROBE = False  # what WARM holds now is what every child copies
+        keep = sock.fileno()
+        os.closerange(3, keep)
+        os.closerange(keep + 1, 1 << 20)
+        me = os.getpid()
+        args = clone_args()
+        syscall, get_errno, close = libc.syscall, ctypes.get_errno, os.close
+        recvmsg, send = sock.recvmsg, sock.send
+        space = socket.CMSG_SPACE(4)
+        while True:
+            msg, anc, _, _ = recvmsg(4096, space)
+            if not msg or len(anc) != 1 or len(anc[0][2]) != 4:
+                break
+            fd = int.from_bytes(anc[0][2], sys.byteorder)
+            pid = syscall(*args)
+            if pid == 0:
+                sock.close()
+                child_main(cfg, msg[:1] == b"W", socket.socket(fileno=fd), msg[1:].decode(), me)
+            close(fd)
+            send(b"%d" % pid if pid > 0 else b"E%d" % get_errno())
+    except BaseException:
+        pass
+    _exit(0)
+
+
 # ---------------------------------------------------------------- template
 
 
@@ -1045,23 +1211,64 @@ class Child:
 
 
 def fork_child(cfg, warm):
+    """A new waiting child, from the zygote where there is one, ready."""
     global PROBE
-    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     scratch = os.path.join(cfg["scratch"][0], "job-" + os.urandom(6).hex())
     pages = WARM if warm else None
-    PROBE = pages is not None and pages.probe_due()
-    pid = OOM.fork()
-    if pid == 0:
-        mine.close()
-        child_main(cfg, warm, theirs, scratch)
-    theirs.close()
-    child = Child(pid, mine, scratch)
+    child = None
+    if ZYGOTE is not None:
+        child = zygote_child(cfg, warm, scratch)
+    if child is None:
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        PROBE = pages is not None and pages.probe_due()
+        pid = OOM.fork()
+        if pid == 0:
+            mine.close()
+            child_main(cfg, warm, theirs, scratch)
+        theirs.close()
+        child = Child(pid, mine, scratch)
+    mine = child.sock
     msg = mine.recv(4 << 20)
     if msg[:1] != b"W":
         raise RuntimeError("job process died while warming up")
     if len(msg) > 1:
         pages.update(json.loads(msg[1:]))
     return child
+
+
+def zygote_child(cfg, warm, scratch):
+    """A child from the zygote, replacing a zygote that is gone once; None
+    when that fails too (the template forks the child itself, and from then
+    on every child)."""
+    global ZYGOTE
+    for attempt in range(2):
+        try:
+            pid, sock = ZYGOTE.fork(warm, scratch)
+            return Child(pid, sock, scratch)
+        except OSError as e:
+            ZYGOTE.stop()
+            why = e
+        try:
+            ZYGOTE = Zygote(cfg)
+        except OSError as e:
+            why = e
+            break
+    ZYGOTE = None
+    print("worker: no zygote (%s): the template forks the jobs' processes" % why, file=sys.stderr)
+    return None
+
+
+def start_zygote(cfg):
+    """Starts the zygote where it can work: after the first warm child (the
+    probe, whose report WARM now holds, for every child to copy)."""
+    global ZYGOTE
+    if not cfg["warm"] or cfg.get("one_shot") or not cfg.get("signal_syscalls") or not clone_supported():
+        return
+    ZYGOTE = Zygote(cfg)
+
+
+def zygote_pids():
+    return [ZYGOTE.pid] if ZYGOTE is not None else []
 
 
 def descendants(job_sid, keep):
@@ -1615,7 +1822,11 @@ def serve(cfg):
                          cfg.get("unnamed_disk_bytes", 0),
                          cfg.get("watch_inodes") or (),
                          cfg.get("max_entries") or MAX_ENTRIES)
-    children = {warm: fork_child(cfg, warm) for warm in kinds}
+    children = {}
+    for warm in kinds:
+        children[warm] = fork_child(cfg, warm)
+        if warm:
+            start_zygote(cfg)
     send({"type": "ready"})
     while True:
         try:
@@ -1628,7 +1839,7 @@ def serve(cfg):
             raise ProtocolError("%r frame, want job" % job.get("type"))
         warm = cfg["warm"] and bool(job.get("warm"))
         child = children.pop(warm)
-        keep = [c.pid for c in children.values()]
+        keep = [c.pid for c in children.values()] + zygote_pids()
         if not intact(child):
             cleanup(child, keep)
             child.close()

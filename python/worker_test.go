@@ -1,11 +1,15 @@
 package python
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/python-executor/python-executor/internal/sandbox"
 )
 
 // workerFile writes the embedded worker program to a file that a test's
@@ -99,5 +103,64 @@ print(json.dumps(got, sort_keys=True))
 	want := `{"caller_kept_its_nice": true, "failure": "warming up failed", "nice": 19, "other_thread": true}`
 	if got := strings.TrimSpace(string(out)); got != want {
 		t.Errorf("got %s\nwant %s", got, want)
+	}
+}
+
+// TestProtectPid runs the seccomp program a zygote's child stacks on the
+// server's in a real Python (the zygote's pid is known only inside the
+// worker): every way to signal the protected pid, or open a pidfd on it,
+// fails with EPERM whatever the high bits of the argument, while the caller
+// may still signal itself and any other process.
+func TestProtectPid(t *testing.T) {
+	nums, err := sandbox.SignalSyscalls()
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, _ := json.Marshal(nums)
+	if runtime.GOARCH != "amd64" {
+		t.Skip("the raw syscall numbers below are amd64's")
+	}
+	worker := workerFile(t)
+	src := `
+import ctypes, importlib.util, json, os, signal, sys, time
+spec = importlib.util.spec_from_file_location("w", sys.argv[1])
+w = importlib.util.module_from_spec(spec); spec.loader.exec_module(w)
+def sleeper():
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(60)
+        os._exit(0)
+    return pid
+protected, other = sleeper(), sleeper()
+r, wr = os.pipe()
+pid = os.fork()
+if pid == 0:
+    libc = ctypes.CDLL(None, use_errno=True)
+    def sc(*a):
+        ctypes.set_errno(0)
+        rc = libc.syscall(*[ctypes.c_long(x) for x in a])
+        return "EPERM" if rc < 0 and ctypes.get_errno() == 1 else ("ok" if rc >= 0 else os.strerror(ctypes.get_errno()))
+    w.install_seccomp(w.protect_pid(json.loads(sys.argv[2]), protected))
+    got = {
+        "kill": sc(62, protected, 0), "kill high bits": sc(62, (1 << 32) | protected, 0),
+        "tgkill": sc(234, protected, protected, 0), "rt_sigqueueinfo": sc(129, protected, 10, 0),
+        "rt_tgsigqueueinfo": sc(297, protected, protected, 10, 0), "pidfd_open": sc(434, protected, 0),
+        "kill other": sc(62, other, 0), "kill self": sc(62, os.getpid(), 0), "getpid": sc(39),
+    }
+    os.write(wr, json.dumps(got, sort_keys=True).encode())
+    os._exit(0)
+os.close(wr)
+print(os.read(r, 4096).decode())
+for p in (protected, other):
+    os.kill(p, signal.SIGKILL)
+`
+	out, err := exec.Command("/usr/bin/python3", "-c", src, worker, string(list)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	want := `{"getpid": "ok", "kill": "EPERM", "kill high bits": "EPERM", "kill other": "ok", "kill self": "ok", ` +
+		`"pidfd_open": "EPERM", "rt_sigqueueinfo": "EPERM", "rt_tgsigqueueinfo": "EPERM", "tgkill": "EPERM"}`
+	if got := strings.TrimSpace(string(out)); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }

@@ -191,7 +191,7 @@ def main():
     }
 `
 	want := map[string]any{"dumps": "[1]", "sum": 3.0, "len": 2.0, "global": false, "module": false, "env": nil,
-		"tmp": []any{}, "cwd": []any{}, "shm": []any{}, "threads": 1.0, "processes": 3.0} // the template (pid 1), its other waiting child, the job
+		"tmp": []any{}, "cwd": []any{}, "shm": []any{}, "threads": 1.0, "processes": 4.0} // the template (pid 1), its zygote, its other waiting child, the job
 	for i := range 10 {
 		r := s.execute(t, script(check))
 		if diff := cmp.Diff(map[string]any{"result": want, "stdout": ""}, r.Body); diff != "" {

@@ -322,9 +322,9 @@ func errorsAs(err error, target any) bool { return errors.As(err, target) }
 
 // proc is one process as /proc/<pid>/stat shows it.
 type proc struct {
-	pid, ppid int
-	state     byte
-	comm      string
+	pid, ppid, sid int
+	state          byte
+	comm           string
 }
 
 // procs lists every process on the machine.
@@ -343,7 +343,8 @@ func procs() map[int]proc {
 		}
 		f := strings.Fields(string(b[rp+2:]))
 		ppid, _ := strconv.Atoi(f[1])
-		all[pid] = proc{pid: pid, ppid: ppid, state: f[0][0], comm: string(b[lp+1 : rp])}
+		sid, _ := strconv.Atoi(f[3])
+		all[pid] = proc{pid: pid, ppid: ppid, sid: sid, state: f[0][0], comm: string(b[lp+1 : rp])}
 	}
 	return all
 }

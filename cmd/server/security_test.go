@@ -173,9 +173,9 @@ func testAdversarial(t *testing.T, su setup, extra ...string) {
 	if su.level == "basic" {
 		hidden, readOnly = "EACCES", "EACCES"
 	}
-	// At most the template, its other waiting child (a cleanup that had to
-	// kill(-1) takes that one too) and the job itself.
-	countProcs := `def main(): return len([p for p in os.listdir("/proc") if p.isdigit()]) <= 3`
+	// At most the template, its zygote and other waiting child (a cleanup
+	// that had to kill(-1) takes those too) and the job itself.
+	countProcs := `def main(): return len([p for p in os.listdir("/proc") if p.isdigit()]) <= 4`
 
 	attacks := []attack{
 		// Host secrets and filesystem.
@@ -204,8 +204,8 @@ def main():
                 pass
     return found`, 0, result([]string{}), failsWith("PermissionError")},
 		// The template (the job's parent) and, at namespaces level, nothing
-		// else but the other waiting child and the job itself.
-		{"/proc shows only the sandbox", `def main(): return len([p for p in os.listdir("/proc") if p.isdigit()]) <= 3`, 0, result(true), failsWith("PermissionError")},
+		// else but its zygote, the other waiting child and the job itself.
+		{"/proc shows only the sandbox", `def main(): return len([p for p in os.listdir("/proc") if p.isdigit()]) <= 4`, 0, result(true), failsWith("PermissionError")},
 		{"template memory", `def main(): return attempt(lambda: open("/proc/%d/mem" % os.getppid(), "rb").read(1))`, 0, result("EACCES"), nil},
 		{"template memory, read-write", `def main(): return attempt(lambda: open("/proc/%d/mem" % os.getppid(), "r+b"))`, 0, result("EACCES"), nil},
 		{"template fds", `def main(): return attempt(lambda: os.listdir("/proc/%d/fd" % os.getppid()))`, 0, result("EACCES"), nil},

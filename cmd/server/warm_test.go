@@ -8,7 +8,9 @@ import (
 // at-fork hooks, waiting children that copy the warm-up's pages with
 // MADV_POPULATE_WRITE instead of running the warm-up script) must leave a job
 // the interpreter it would get from os.fork(): threads, processes, signal
-// handlers and BLAS work, random numbers of its own, and pandas answering as
+// handlers and BLAS work, random numbers of its own (OpenSSL's too), its own
+// thread id where glibc keeps it (the zygote's clone), the garbage collector
+// on (the zygote's loop runs without), and pandas answering as
 // in a fresh interpreter, at nice 0 (the child prepared itself at nice 19, in a
 // thread that is gone).
 func TestWarmChildrenBehaveLikeFreshForks(t *testing.T) {
@@ -21,7 +23,7 @@ func TestWarmChildrenBehaveLikeFreshForks(t *testing.T) {
 
 func testWarmChildren(t *testing.T, s *server) {
 	const src = `
-import os, random, signal, subprocess, sys, threading
+import gc, os, random, signal, ssl, subprocess, sys, threading
 import numpy as np, pandas as pd
 
 def tasks():
@@ -54,7 +56,14 @@ def main():
     df = pd.DataFrame({"k": ["a", "b", "a"], "v": [1, 2, 3]})
     got["groupby"] = df.groupby("k")["v"].sum().to_dict()
     got["main_thread"] = threading.current_thread() is threading.main_thread()
+    # The zygote's clone() must leave glibc the child's own tid, or
+    # pthread_kill of the main thread goes to the zygote's (ESRCH).
+    got["tid"] = threading.get_native_id() == os.getpid()
+    signal.signal(signal.SIGUSR1, lambda *a: got.setdefault("pthread_kill", True))
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+    got["gc"] = gc.isenabled()
     got["random"] = [random.random(), float(np.random.rand())]
+    got["openssl"] = ssl.RAND_bytes(16).hex()
     w = sys.modules["__main__"]
     pages = w.WARM
     got["populated"] = pages is not None and pages.ranges is not None
@@ -63,6 +72,7 @@ def main():
 `
 	a := np200()
 	seen := map[float64]bool{}
+	seenSSL := map[string]bool{}
 	populated := false
 	// The first warm child probes; the ones forked after it copy pages.
 	for i := range 4 {
@@ -72,11 +82,16 @@ def main():
 			t.Fatalf("job %d: %s", i, r.Raw)
 		}
 		if got["thread"] != true || got["fork"] != 7.0 || got["subprocess"] != "hi\n" || got["signal"] != true ||
-			got["blas"] != a || got["main_thread"] != true || got["nice"] != 0.0 || got["tasks"] != 1.0 || got["threads"] != 1.0 {
+			got["blas"] != a || got["main_thread"] != true || got["tid"] != true || got["pthread_kill"] != true || got["gc"] != true || got["nice"] != 0.0 || got["tasks"] != 1.0 || got["threads"] != 1.0 {
 			t.Errorf("job %d: %v", i, got)
 		}
 		if g, _ := got["groupby"].(map[string]any); g["a"] != 4.0 || g["b"] != 2.0 {
 			t.Errorf("job %d: groupby = %v", i, got["groupby"])
+		}
+		if ssl, _ := got["openssl"].(string); ssl == "" || seenSSL[ssl] {
+			t.Errorf("job %d drew OpenSSL bytes %q, which an earlier job drew too", i, ssl)
+		} else {
+			seenSSL[ssl] = true
 		}
 		for _, v := range got["random"].([]any) {
 			if seen[v.(float64)] {

@@ -128,6 +128,25 @@ func (s *Sandbox) JobFilter(workerPid int) ([]byte, error) {
 	return Seccomp([]int{workerPid, os.Getpid()}, false)
 }
 
+// SignalSyscalls returns this machine's numbers for signalSyscalls: what a
+// worker needs to protect, with a second filter stacked on the first, a pid
+// only it knows (its zygote's; see worker.py).
+func SignalSyscalls() ([]int, error) {
+	native, err := arch.GetInfo("")
+	if err != nil {
+		return nil, err
+	}
+	nums := make([]int, 0, len(signalSyscalls))
+	for _, name := range signalSyscalls {
+		nr, ok := native.SyscallNames[name]
+		if !ok {
+			return nil, fmt.Errorf("seccomp: no syscall %s on %s", name, native.Name)
+		}
+		nums = append(nums, nr)
+	}
+	return nums, nil
+}
+
 // Seccomp returns a job filter as a classic BPF program: sock_filter records
 // of 8 bytes, in host byte order, ready for prctl(PR_SET_SECCOMP). The
 // filter

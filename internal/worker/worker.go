@@ -182,9 +182,14 @@ func Start(ctx context.Context, cfg Config) (_ *Worker, retErr error) {
 	if err != nil {
 		return nil, &StartError{Err: err}
 	}
+	signals, err := sandbox.SignalSyscalls()
+	if err != nil {
+		return nil, &StartError{Err: err}
+	}
 	abi, rules := cfg.Sandbox.Landlock()
 	conf, err := json.Marshal(map[string]any{
 		"seccomp":            base64.StdEncoding.EncodeToString(filter),
+		"signal_syscalls":    signals,
 		"landlock_abi":       abi,
 		"watch_memory":       !proc.MemoryCgroup,
 		"watch_disk":         cfg.Sandbox.Level() == sandbox.LevelBasic,

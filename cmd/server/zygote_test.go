@@ -1,0 +1,90 @@
+package main
+
+import (
+	"strconv"
+	"syscall"
+	"testing"
+)
+
+// zygote returns the zygote of the worker whose template is tmpl: its one
+// child that is not a session leader (each job process makes its own
+// session), or 0.
+func zygote(tmpl int) int {
+	for _, p := range procs() {
+		if p.ppid == tmpl && p.sid != p.pid && p.state != 'Z' {
+			return p.pid
+		}
+	}
+	return 0
+}
+
+// TestZygote checks the process that forks the job processes in the
+// template's place (python/worker.py, Zygote): it exists in warm mode, a job
+// can neither signal it nor open a pidfd on it (it knows the zygote's pid: at
+// namespaces level from /proc, at basic level from the test), and the
+// template replaces it when it dies or stops answering.
+func TestZygote(t *testing.T) {
+	for _, su := range setups {
+		t.Run(su.name, func(t *testing.T) {
+			s := startSetup(t, su, nil, "--pool-size", "1")
+			tmpl := template(s.workers()[0])
+			z := zygote(tmpl)
+			if z == 0 {
+				t.Fatalf("no zygote below template %d", tmpl)
+			}
+			r := s.execute(t, script(`
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+def sc(*a):
+    ctypes.set_errno(0)
+    rc = libc.syscall(*[ctypes.c_long(x) for x in a])
+    return "ok" if rc >= 0 else os.strerror(ctypes.get_errno())
+def main():
+    me, parent = os.getpid(), os.getppid()
+    try:  # namespaces level: the sandbox's /proc
+        sibs = []
+        for p in os.listdir("/proc"):
+            if p.isdigit() and int(p) != me:
+                f = open("/proc/%s/stat" % p).read().rsplit(")", 1)[1].split()
+                if int(f[1]) == parent and int(f[3]) != int(p):
+                    sibs.append(int(p))
+        z = sibs[0]
+    except (OSError, IndexError):
+        z = `+strconv.Itoa(z)+`
+    return {
+        "kill": sc(62, z, 9), "stop": sc(62, z, 19), "tgkill": sc(234, z, z, 9),
+        "sigqueue": sc(129, z, 9, 0), "pidfd_open": sc(434, z, 0),
+    }`))
+			denied := "Operation not permitted"
+			want := map[string]any{"kill": denied, "stop": denied, "tgkill": denied, "sigqueue": denied, "pidfd_open": denied}
+			got, _ := r.Body["result"].(map[string]any)
+			for k, v := range want {
+				if got[k] != v {
+					t.Errorf("%s of the zygote: %v, want %v (%s)", k, got[k], v, r.Raw)
+				}
+			}
+			if zygote(tmpl) != z || procs()[z].state == 'T' {
+				t.Errorf("the zygote %d did not survive the job's attempts", z)
+			}
+			if su.name != setups[0].name {
+				return
+			}
+			// Killed, and stopped (a zygote that never answers): the
+			// template starts another and every job still runs.
+			for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGSTOP} {
+				old := zygote(tmpl)
+				if err := syscall.Kill(old, sig); err != nil {
+					t.Fatal(err)
+				}
+				for i := range 3 {
+					if r := s.execute(t, script("import pandas\ndef main():\n    return 1")); r.Body["result"] != 1.0 {
+						t.Fatalf("%v: job %d after the zygote got %v: %s", sig, i, sig, r.Raw)
+					}
+				}
+				if z := zygote(tmpl); z == 0 || z == old {
+					t.Errorf("%v: the zygote was not replaced (%d, was %d)", sig, z, old)
+				}
+			}
+		})
+	}
+}
