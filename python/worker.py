@@ -15,7 +15,9 @@ Lifecycle:
      them once, and forks two job children that block until they get a job:
      one for scripts that use the preload, which first copies the pages such
      a script writes (see WarmPages), one plain. Then it sends
-     {"type": "ready"}. (Cold mode: no imports, one plain child, and the
+     {"type": "ready"}. After the first warm child, the template forks a
+     zygote, which from then on forks every child in its place (see
+     Zygote). (Cold mode: no imports, one plain child, and the
      template exits after one job. Probe mode: one {"type": "ready",
      "python": {...}} with the interpreter's and the packages' versions,
      and exit.)
@@ -31,8 +33,8 @@ Lifecycle:
      answers {"type": "done", "status": ...}, and empties the scratch space.
      The script, what it printed and what it returned never pass through the
      template's memory, so no later child can inherit them.
-  4. The template forks a child to replace the one used and sends
-     {"type": "ready"} again.
+  4. The template has the zygote fork a child to replace the one used, and
+     sends {"type": "ready"} again.
 
 If anything about the template's own state is in doubt it sends
 {"type": "fatal"} and exits; the server then replaces the whole worker. The

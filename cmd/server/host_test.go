@@ -118,15 +118,22 @@ func TestJobProcessesAreTheOOMKillersFirstChoice(t *testing.T) {
 			s := startServer(t, "--pool-size", "1", "--isolation", level)
 			waitFor(t, "a worker", func() bool { return len(s.warmWorkers()) == 1 })
 			tmpl := template(s.warmWorkers()[0])
+			// The two waiting children (session leaders) and the zygote, which
+			// they inherit their score from (a zygote the kernel kills is
+			// replaced).
 			var children []int
-			waitFor(t, "the template's waiting children", func() bool {
+			waitFor(t, "the template's waiting children and zygote", func() bool {
 				children = children[:0]
+				leaders := 0
 				for _, p := range procs() {
 					if p.ppid == tmpl {
 						children = append(children, p.pid)
+						if p.sid == p.pid {
+							leaders++
+						}
 					}
 				}
-				return tmpl != 0 && len(children) == 2
+				return tmpl != 0 && leaders == 2 && len(children) == 3
 			})
 			adj := func(pid int) string {
 				b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/oom_score_adj")
