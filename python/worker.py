@@ -15,9 +15,9 @@ Lifecycle:
      them once, and forks two job children that block until they get a job:
      one for scripts that use the preload, which first copies the pages such
      a script writes (see WarmPages), one plain. Then it sends
-     {"type": "ready"}. After the first warm child, the template forks a
-     zygote, which from then on forks every child in its place (see
-     Zygote). (Cold mode: no imports, one plain child, and the
+     {"type": "ready"}. After the first warm child (the probe), the
+     template forks a zygote, which from then on forks every child in its
+     place, that first one's replacement included (see Zygote). (Cold mode: no imports, one plain child, and the
      template exits after one job. Probe mode: one {"type": "ready",
      "python": {...}} with the interpreter's and the packages' versions,
      and exit.)
@@ -881,8 +881,8 @@ class WarmPages:
         # probe where another worker's jobs cannot see it (a pid namespace:
         # this template is its init), cannot reach it (another uid), or
         # cannot ptrace out of their Landlock domain.
-        private = os.getpid() == 1 or cfg.get("own_uid") or cfg.get("landlock_abi", 0) >= 1
-        self.supported = bool(private) and populate_supported()
+        self.private = bool(os.getpid() == 1 or cfg.get("own_uid") or cfg.get("landlock_abi", 0) >= 1)
+        self.supported = self.private and populate_supported()
 
     def probe_due(self):
         """Counts a warm fork; whether it should probe."""
@@ -1052,19 +1052,24 @@ OOM = None  # OOMScore, set in main()
 # ------------------------------------------------------------------ zygote
 
 # clone(2) as glibc's fork calls it, plus CLONE_PARENT: the new process is
-# the caller's sibling. The syscall's number and argument order, and where
-# glibc keeps a thread's tid (struct pthread's tid, which glibc's fork points
-# CLONE_CHILD_SETTID at), per machine; elsewhere no zygote.
+# the caller's sibling. Per machine: the syscall numbers of clone and of
+# get/set_robust_list, where glibc keeps a thread's tid (struct pthread's
+# tid, which glibc's fork points CLONE_CHILD_SETTID at), and whether clone
+# takes tls before ctid; elsewhere no zygote.
 CLONE_PARENT, CLONE_CHILD_SETTID, CLONE_CHILD_CLEARTID = 0x8000, 0x01000000, 0x00200000
-CLONE_ABI = {"x86_64": (56, 0x2D0, False), "aarch64": (220, 0xD0, True)}  # nr, tid offset, tls before ctid
+CLONE_ABI = {  # clone, get_robust_list, set_robust_list, tid offset, tls first
+    "x86_64": (56, 274, 273, 0x2D0, False),
+    "aarch64": (220, 100, 99, 0xD0, True),
+}
 libc.syscall.restype = ctypes.c_long
 libc.pthread_self.restype = ctypes.c_void_p
 
 
 class Zygote:
-    """A process the template forks once, which from then on forks the job
-    children in its place, as the template's children (CLONE_PARENT): the
-    template still reaps, watches and kills them as before.
+    """A process the template forks once, before any job has run, which
+    from then on forks the job children in its place, as the template's
+    children (CLONE_PARENT): the template still reaps, watches and kills
+    them as before.
 
     Why: every fork write-protects the forking process's pages, and every
     page it writes afterwards while a child still shares it costs a
@@ -1074,36 +1079,50 @@ class Zygote:
     which no longer forks, copies each page it writes once, then never
     again.
 
-    The zygote holds no descriptor but its socket to the template, runs no
-    job code, and is as protected from jobs as the template: a job's
-    seccomp filter refuses to signal it (protect_pid), Landlock's signal
-    scope and its being non-dumpable keep it out of reach otherwise. If it
-    dies anyway (a job's kill(-1) at the end of a fork storm, the OOM
-    killer), the template starts another, or forks the children itself."""
+    It also keeps what the template learns about jobs out of the jobs: the
+    template reads the names a job gave its files and processes while
+    watching and cleaning up, and freed memory keeps them, but the zygote
+    is a copy taken before the first job. So it is never replaced from the
+    template: a zygote that dies or stops answering (5 s) makes the template
+    fatal, and the server starts a fresh worker.
+
+    The zygote holds no descriptor but its socket to the template (and,
+    where it could open it, its own oom_score_adj), runs no job code, and
+    is as protected from jobs as the template: every job process's seccomp
+    filter refuses to signal it (protect_pid), and it is non-dumpable."""
 
     TIMEOUT = 5  # seconds for the zygote to answer a fork request (it takes milliseconds)
 
     def __init__(self, cfg):
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        pid = OOM.fork()
+        # Where it can, the zygote keeps the template's oom_score_adj and
+        # raises it to 1000 only around each clone, as the template does
+        # (OOMScore); elsewhere it starts at 1000, so that its children do.
+        private = WARM is not None and WARM.private
+        pid = fork() if private else OOM.fork()
         if pid == 0:
             self.sock.close()
-            zygote_main(cfg, theirs)
+            zygote_main(cfg, theirs, private)
         theirs.close()
         self.pid = pid
-        # Its pid may be reaped (reap()) and reused before stop(): signal and
-        # wait through a pidfd, never by number.
-        try:
-            self.pidfd = os.pidfd_open(pid)
-        except OSError:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise
         self.sock.settimeout(self.TIMEOUT)
+        try:
+            # Its pid may be reaped (reap()) and reused before stop():
+            # signal and wait through a pidfd, never by number.
+            self.pidfd = os.pidfd_open(pid)
+            # Its first words: whether clone() works here (a test child,
+            # exited at once: reap it), or why not.
+            hello = self.sock.recv(64)
+            if hello[:1] != b"R" or not hello[1:].isdigit():
+                raise OSError(errno.ENOSYS, "zygote: %s" % hello[:40].decode("ascii", "replace"))
+            os.waitpid(int(hello[1:]), 0)
+        except BaseException:
+            self.stop()
+            raise
 
     def fork(self, warm, scratch):
         """Asks for a child; returns its pid and the template's end of its
-        socket. Raises OSError if the zygote is gone or does not answer."""
+        socket. Raises if the zygote is gone, refuses or does not answer."""
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             socket.send_fds(self.sock, [(b"W" if warm else b"P") + scratch.encode()], [theirs.fileno()])
@@ -1113,19 +1132,25 @@ class Zygote:
             raise
         finally:
             theirs.close()
-        if not reply[:1].isdigit():
+        if not reply.isdigit():
             mine.close()
-            raise OSError(errno.ECHILD, "zygote: %r" % reply[:40])
+            raise RuntimeError("the zygote %s" % ("is gone" if not reply else "could not fork: " + (
+                os.strerror(int(reply[1:])) if reply[1:].isdigit() else repr(reply[:40]))))
         return int(reply), mine
 
     def stop(self):
         self.sock.close()
+        pidfd = getattr(self, "pidfd", None)
+        if pidfd is None:
+            os.kill(self.pid, signal.SIGKILL)  # not reaped yet: the pid is still its
+            os.waitpid(self.pid, 0)
+            return
         try:
-            signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
-            os.waitid(os.P_PIDFD, self.pidfd, os.WEXITED)
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
         except (ProcessLookupError, ChildProcessError):
             pass  # reaped already, by reap()
-        os.close(self.pidfd)
+        os.close(pidfd)
 
 
 ZYGOTE = None  # Zygote, in warm mode where clone_supported()
@@ -1137,7 +1162,7 @@ def clone_supported():
     abi = CLONE_ABI.get(os.uname().machine)
     if abi is None:
         return False
-    tid = ctypes.c_int32.from_address(libc.pthread_self() + abi[1]).value
+    tid = ctypes.c_int32.from_address(libc.pthread_self() + abi[3]).value
     return tid == threading.get_native_id()
 
 
@@ -1147,7 +1172,7 @@ def clone_args():
     libc.syscall: CLONE_CHILD_SETTID points the kernel at the child's struct
     pthread, so it holds its own tid. Made once: the zygote's loop should
     write as few of its pages as it can (see Zygote)."""
-    nr, tid_off, tls_first = CLONE_ABI[os.uname().machine]
+    nr, _, _, tid_off, tls_first = CLONE_ABI[os.uname().machine]
     ctid = ctypes.c_void_p(libc.pthread_self() + tid_off)
     flags = ctypes.c_ulong(CLONE_PARENT | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID | signal.SIGCHLD)
     null = ctypes.c_void_p(0)
@@ -1156,7 +1181,19 @@ def clone_args():
     return (ctypes.c_long(nr), flags, null, null, ctid, null)
 
 
-def zygote_main(cfg, sock):
+def robust_list_args():
+    """set_robust_list's arguments for a child of this process: the kernel
+    forgets a process's robust futex list at fork and glibc's fork registers
+    it again (owner-died reporting of robust mutexes); a raw clone must do
+    that itself. None where get_robust_list is refused."""
+    _, get_nr, set_nr, _, _ = CLONE_ABI[os.uname().machine]
+    head, size = ctypes.c_void_p(), ctypes.c_size_t()
+    if libc.syscall(ctypes.c_long(get_nr), ctypes.c_long(0), ctypes.byref(head), ctypes.byref(size)) != 0:
+        return None
+    return (ctypes.c_long(set_nr), head, size)
+
+
+def zygote_main(cfg, sock, private):
     """The zygote's loop: a request in (b"W" or b"P", then the child's
     scratch path, and the child's socket), a child's pid out. No at-fork
     handlers run in its children (as with fork() above): the zygote is
@@ -1170,20 +1207,43 @@ def zygote_main(cfg, sock):
         keep = sock.fileno()
         os.closerange(3, keep)
         os.closerange(keep + 1, 1 << 20)
+        oom = -1
+        if private:
+            # Dumpable for as long as opening its own file takes: no job of
+            # this worker exists yet, and no other worker's job can open
+            # this process's /proc files (WarmPages.private).
+            prctl(PR_SET_DUMPABLE, 1)
+            try:
+                oom = os.open("/proc/self/oom_score_adj", os.O_RDWR | os.O_CLOEXEC)
+            finally:
+                prctl(PR_SET_DUMPABLE, 0)
         me = os.getpid()
-        args = clone_args()
-        syscall, get_errno, close = libc.syscall, ctypes.get_errno, os.close
+        args, robust = clone_args(), robust_list_args()
+        syscall, get_errno, close, write = libc.syscall, ctypes.get_errno, os.close, os.write
         recvmsg, send = sock.recvmsg, sock.send
         space = socket.CMSG_SPACE(4)
-        while True:
+        high, own = b"1000", os.pread(oom, 32, 0).strip() if oom >= 0 else b""
+        pid = syscall(*args)  # does clone() work here? (gVisor, seccomp profiles)
+        if pid == 0:
+            _exit(0)
+        send(b"R%d" % pid if pid > 0 else b"E%d" % get_errno())
+        while pid > 0:
             msg, anc, _, _ = recvmsg(4096, space)
             if not msg or len(anc) != 1 or len(anc[0][2]) != 4:
                 break
             fd = int.from_bytes(anc[0][2], sys.byteorder)
+            if oom >= 0:
+                write(oom, high)
             pid = syscall(*args)
             if pid == 0:
+                if robust is not None:
+                    syscall(*robust)
+                if oom >= 0:
+                    close(oom)
                 sock.close()
                 child_main(cfg, msg[:1] == b"W", socket.socket(fileno=fd), msg[1:].decode(), me)
+            if oom >= 0:
+                write(oom, own)
             close(fd)
             send(b"%d" % pid if pid > 0 else b"E%d" % get_errno())
     except BaseException:
@@ -1217,10 +1277,10 @@ def fork_child(cfg, warm):
     global PROBE
     scratch = os.path.join(cfg["scratch"][0], "job-" + os.urandom(6).hex())
     pages = WARM if warm else None
-    child = None
     if ZYGOTE is not None:
-        child = zygote_child(cfg, warm, scratch)
-    if child is None:
+        pid, sock = ZYGOTE.fork(warm, scratch)
+        child = Child(pid, sock, scratch)
+    else:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         PROBE = pages is not None and pages.probe_due()
         pid = OOM.fork()
@@ -1238,35 +1298,20 @@ def fork_child(cfg, warm):
     return child
 
 
-def zygote_child(cfg, warm, scratch):
-    """A child from the zygote, replacing a zygote that is gone once; None
-    when that fails too (the template forks the child itself, and from then
-    on every child)."""
-    global ZYGOTE
-    for attempt in range(2):
-        try:
-            pid, sock = ZYGOTE.fork(warm, scratch)
-            return Child(pid, sock, scratch)
-        except OSError as e:
-            ZYGOTE.stop()
-            why = e
-        try:
-            ZYGOTE = Zygote(cfg)
-        except OSError as e:
-            why = e
-            break
-    ZYGOTE = None
-    print("worker: no zygote (%s): the template forks the jobs' processes" % why, file=sys.stderr)
-    return None
-
-
 def start_zygote(cfg):
-    """Starts the zygote where it can work: after the first warm child (the
-    probe, whose report WARM now holds, for every child to copy)."""
+    """Starts the zygote, where it can work: warm mode, after the first
+    warm child (the probe, whose report WARM now holds for every child to
+    copy). Returns whether it runs; where clone() fails the template forks
+    every child itself, as it did before there was a zygote."""
     global ZYGOTE
     if not cfg["warm"] or cfg.get("one_shot") or not cfg.get("signal_syscalls") or not clone_supported():
-        return
-    ZYGOTE = Zygote(cfg)
+        return False
+    try:
+        ZYGOTE = Zygote(cfg)
+    except (OSError, ValueError) as e:
+        print("worker: no zygote (%s): the template forks the jobs' processes" % e, file=sys.stderr)
+        return False
+    return True
 
 
 def zygote_pids():
@@ -1827,8 +1872,15 @@ def serve(cfg):
     children = {}
     for warm in kinds:
         children[warm] = fork_child(cfg, warm)
-        if warm:
-            start_zygote(cfg)
+        if warm and start_zygote(cfg):
+            # Every job process's seccomp program protects the zygote's
+            # pid, but the first, forked before it: the zygote forks its
+            # replacement.
+            first = children.pop(warm)
+            cleanup(first, zygote_pids())
+            first.close()
+            children[warm] = fork_child(cfg, warm)
+    wipe(cfg["scratch"], children.values())
     send({"type": "ready"})
     while True:
         try:

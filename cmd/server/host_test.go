@@ -109,7 +109,7 @@ func TestServerRemovesMemoryCgroupsOfDeadServers(t *testing.T) {
 }
 
 // Out of memory (a worker's cgroup, the container's, the host's), the kernel
-// must kill a job's processes, never a template or the server: every job
+// must kill a job's processes, never a template, its zygote or the server: every job
 // process starts with oom_score_adj 1000 (it used to fail to write it, once
 // non-dumpable, and the template was killed instead).
 func TestJobProcessesAreTheOOMKillersFirstChoice(t *testing.T) {
@@ -118,22 +118,19 @@ func TestJobProcessesAreTheOOMKillersFirstChoice(t *testing.T) {
 			s := startServer(t, "--pool-size", "1", "--isolation", level)
 			waitFor(t, "a worker", func() bool { return len(s.warmWorkers()) == 1 })
 			tmpl := template(s.warmWorkers()[0])
-			// The two waiting children (session leaders) and the zygote, which
-			// they inherit their score from (a zygote the kernel kills is
-			// replaced).
+			// The two waiting children (session leaders, each its own), and
+			// the zygote that forked them, which raises its score only around
+			// each fork: the kernel should kill a job, not the process every
+			// later job comes from.
 			var children []int
 			waitFor(t, "the template's waiting children and zygote", func() bool {
 				children = children[:0]
-				leaders := 0
 				for _, p := range procs() {
-					if p.ppid == tmpl {
+					if p.ppid == tmpl && p.sid == p.pid {
 						children = append(children, p.pid)
-						if p.sid == p.pid {
-							leaders++
-						}
 					}
 				}
-				return tmpl != 0 && leaders == 2 && len(children) == 3
+				return tmpl != 0 && len(children) == 2 && zygote(tmpl) != 0
 			})
 			adj := func(pid int) string {
 				b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/oom_score_adj")
@@ -146,6 +143,9 @@ func TestJobProcessesAreTheOOMKillersFirstChoice(t *testing.T) {
 			}
 			if got := adj(tmpl); got == "1000" {
 				t.Errorf("the template has oom_score_adj 1000 too")
+			}
+			if got := adj(zygote(tmpl)); got != adj(tmpl) {
+				t.Errorf("the zygote has oom_score_adj %q, want the template's %q", got, adj(tmpl))
 			}
 		})
 	}

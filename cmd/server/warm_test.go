@@ -9,7 +9,8 @@ import (
 // MADV_POPULATE_WRITE instead of running the warm-up script) must leave a job
 // the interpreter it would get from os.fork(): threads, processes, signal
 // handlers and BLAS work, random numbers of its own (OpenSSL's too), its own
-// thread id where glibc keeps it (the zygote's clone), the garbage collector
+// thread id where glibc keeps it and its robust futex list registered (the
+// zygote's clone), the garbage collector
 // on (the zygote's loop runs without), and pandas answering as
 // in a fresh interpreter, at nice 0 (the child prepared itself at nice 19, in a
 // thread that is gone).
@@ -23,7 +24,7 @@ func TestWarmChildrenBehaveLikeFreshForks(t *testing.T) {
 
 func testWarmChildren(t *testing.T, s *server) {
 	const src = `
-import gc, os, random, signal, ssl, subprocess, sys, threading
+import ctypes, gc, os, random, signal, ssl, subprocess, sys, threading
 import numpy as np, pandas as pd
 
 def tasks():
@@ -62,6 +63,11 @@ def main():
     signal.signal(signal.SIGUSR1, lambda *a: got.setdefault("pthread_kill", True))
     signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
     got["gc"] = gc.isenabled()
+    # ... and register the robust futex list again, as glibc's fork does.
+    head, size = ctypes.c_void_p(), ctypes.c_size_t()
+    libc = ctypes.CDLL(None, use_errno=True)
+    got["robust_list"] = os.uname().machine != "x86_64" or (
+        libc.syscall(274, 0, ctypes.byref(head), ctypes.byref(size)) == 0 and bool(head.value))
     got["random"] = [random.random(), float(np.random.rand())]
     got["openssl"] = ssl.RAND_bytes(16).hex()
     w = sys.modules["__main__"]
@@ -82,7 +88,7 @@ def main():
 			t.Fatalf("job %d: %s", i, r.Raw)
 		}
 		if got["thread"] != true || got["fork"] != 7.0 || got["subprocess"] != "hi\n" || got["signal"] != true ||
-			got["blas"] != a || got["main_thread"] != true || got["tid"] != true || got["pthread_kill"] != true || got["gc"] != true || got["nice"] != 0.0 || got["tasks"] != 1.0 || got["threads"] != 1.0 {
+			got["blas"] != a || got["main_thread"] != true || got["tid"] != true || got["pthread_kill"] != true || got["gc"] != true || got["robust_list"] != true || got["nice"] != 0.0 || got["tasks"] != 1.0 || got["threads"] != 1.0 {
 			t.Errorf("job %d: %v", i, got)
 		}
 		if g, _ := got["groupby"].(map[string]any); g["a"] != 4.0 || g["b"] != 2.0 {
