@@ -876,13 +876,8 @@ class WarmPages:
     def __init__(self, cfg):
         self.ranges = None  # [(address, length)], from the last probe
         self.forks = 0
-        # A probe child is dumpable while it opens its own pagemap. No other
-        # job may be able to open its /proc files in that moment: only
-        # probe where another worker's jobs cannot see it (a pid namespace:
-        # this template is its init), cannot reach it (another uid), or
-        # cannot ptrace out of their Landlock domain.
-        self.private = bool(os.getpid() == 1 or cfg.get("own_uid") or cfg.get("landlock_abi", 0) >= 1)
-        self.supported = self.private and populate_supported()
+        # A probe child is dumpable while it opens its own pagemap.
+        self.supported = unwatched(cfg) and populate_supported()
 
     def probe_due(self):
         """Counts a warm fork; whether it should probe."""
@@ -898,6 +893,15 @@ class WarmPages:
                 break
             kept.append((addr, length))
         self.ranges = kept or None
+
+
+def unwatched(cfg):
+    """Whether a process of this worker may be dumpable for a moment before
+    any job of the worker exists: no other worker's job may be able to open
+    its /proc files then, because they cannot see it (a pid namespace: this
+    template is its init), cannot reach it (another uid), or cannot ptrace
+    out of their Landlock domain."""
+    return bool(os.getpid() == 1 or cfg.get("own_uid") or cfg.get("landlock_abi", 0) >= 1)
 
 
 def populate_supported():
@@ -1098,7 +1102,7 @@ class Zygote:
         # Where it can, the zygote keeps the template's oom_score_adj and
         # raises it to 1000 only around each clone, as the template does
         # (OOMScore); elsewhere it starts at 1000, so that its children do.
-        private = WARM is not None and WARM.private
+        private = unwatched(cfg)
         pid = fork() if private else OOM.fork()
         if pid == 0:
             self.sock.close()
@@ -1209,9 +1213,8 @@ def zygote_main(cfg, sock, private):
         os.closerange(keep + 1, 1 << 20)
         oom = -1
         if private:
-            # Dumpable for as long as opening its own file takes: no job of
-            # this worker exists yet, and no other worker's job can open
-            # this process's /proc files (WarmPages.private).
+            # Dumpable for as long as opening its own file takes (see
+            # unwatched).
             prctl(PR_SET_DUMPABLE, 1)
             try:
                 oom = os.open("/proc/self/oom_score_adj", os.O_RDWR | os.O_CLOEXEC)
