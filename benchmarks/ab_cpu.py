@@ -6,7 +6,11 @@ alternate between them (A B A B), so a machine whose load changes during the
 run affects both alike. Prints CPU ms per job (the server and everything it
 started) and wall-clock quartiles.
 
-    benchmarks/ab_cpu.py OLD_BINARY NEW_BINARY [--rounds 4] [--batch 25]
+    benchmarks/ab_cpu.py OLD_BINARY NEW_BINARY [--rounds 4] [--batch 25] [--fork-floor]
+
+--fork-floor adds a third contender, benchmarks/floor.py --fork: a warm
+interpreter that forks a child per script, with no isolation at all (issue
+12's reference), measured the same way at the same time.
 """
 import argparse
 import json
@@ -25,12 +29,16 @@ HELLO = "def main():\n    return {'message': 'Hello, World!', 'value': 42}"
 def start(name, binary, port):
     cg = "/sys/fs/cgroup/cpuacct/pyexec-ab-%s" % name
     os.makedirs(cg, exist_ok=True)
-    proc = subprocess.Popen(["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cg, binary,
-                             "--addr", "127.0.0.1:%d" % port, "--pool-size", "2",
-                             # uids of their own: two root servers cannot share a range
-                             "--worker-uid", str(1800000000 + port * 16), "--worker-gid", str(1800000000 + port * 16),
-                             "--worker-uids", "16"],
-                            stderr=subprocess.DEVNULL)
+    if binary == "floor":
+        argv = ["/usr/bin/python3", os.path.join(os.path.dirname(os.path.abspath(__file__)), "floor.py"),
+                str(port), "--fork"]
+    else:
+        argv = [binary, "--addr", "127.0.0.1:%d" % port, "--pool-size", "2",
+                # uids of their own: two root servers cannot share a range
+                "--worker-uid", str(1800000000 + port * 16), "--worker-gid", str(1800000000 + port * 16),
+                "--worker-uids", "16"]
+    proc = subprocess.Popen(["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cg] + argv,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = "http://127.0.0.1:%d" % port
     for _ in range(600):
         try:
@@ -52,8 +60,11 @@ def main():
     ap.add_argument("new")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--batch", type=int, default=25)
+    ap.add_argument("--fork-floor", action="store_true")
     args = ap.parse_args()
     servers = {"old": start("old", args.old, 18181), "new": start("new", args.new, 18182)}
+    if args.fork_floor:
+        servers["floor"] = start("floor", "floor", 18183)
     try:
         for label, src in (("pandas", PANDAS), ("hello", HELLO)):
             body = json.dumps({"script": src}).encode()
