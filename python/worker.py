@@ -662,6 +662,8 @@ def set_limits(cfg, timeout_s, statm):
         vsize = int(os.pread(statm, 256, 0).split()[0]) * os.sysconf("SC_PAGE_SIZE")
         lim.append((resource.RLIMIT_AS, vsize + cfg["memory_bytes"]))
     for what, n in lim:
+        if what == resource.RLIMIT_SIGPENDING and resource.getrlimit(what) == (n, n):
+            continue  # gVisor answers (0, 0), and EPERM to setting it even so
         resource.setrlimit(what, (n, n))
 
 
@@ -1111,15 +1113,16 @@ class Zygote:
         self.pid = pid
         self.sock.settimeout(self.TIMEOUT)
         try:
-            # Its pid may be reaped (reap()) and reused before stop():
-            # signal and wait through a pidfd, never by number.
-            self.pidfd = os.pidfd_open(pid)
             # Its first words: whether clone() works here (a test child,
-            # exited at once: reap it), or why not.
+            # exited at once, which must be the template's to reap), or why
+            # not.
             hello = self.sock.recv(64)
             if hello[:1] != b"R" or not hello[1:].isdigit():
                 raise OSError(errno.ENOSYS, "zygote: %s" % hello[:40].decode("ascii", "replace"))
-            os.waitpid(int(hello[1:]), 0)
+            try:
+                os.waitpid(int(hello[1:]), 0)
+            except ChildProcessError:
+                raise OSError(errno.ECHILD, "clone ignores CLONE_PARENT here (gVisor does)") from None
         except BaseException:
             self.stop()
             raise
@@ -1143,18 +1146,12 @@ class Zygote:
         return int(reply), mine
 
     def stop(self):
+        """Kills a zygote that failed to start. Only then: by pid, which is
+        its own until the template reaps it, and nothing has reaped yet. (A
+        zygote that fails later is never stopped: the template goes.)"""
         self.sock.close()
-        pidfd = getattr(self, "pidfd", None)
-        if pidfd is None:
-            os.kill(self.pid, signal.SIGKILL)  # not reaped yet: the pid is still its
-            os.waitpid(self.pid, 0)
-            return
-        try:
-            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-            os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
-        except (ProcessLookupError, ChildProcessError):
-            pass  # reaped already, by reap()
-        os.close(pidfd)
+        os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
 
 
 ZYGOTE = None  # Zygote, in warm mode where clone_supported()
