@@ -27,7 +27,9 @@ func zygote(tmpl int) int {
 func TestZygote(t *testing.T) {
 	for _, su := range setups {
 		t.Run(su.name, func(t *testing.T) {
-			s := startSetup(t, su, nil, "--pool-size", "1")
+			// A stopped zygote costs its worker 5 s, then a new one starts:
+			// the queue waits for it however loaded the machine is.
+			s := startSetup(t, su, nil, "--pool-size", "1", "--queue-timeout", "60s")
 			tmpl := template(s.workers()[0])
 			z := zygote(tmpl)
 			if z == 0 {
