@@ -1369,10 +1369,15 @@ def kill_all(job_sid, keep, everyone=False, beat=None):
     instead of by ancestry.
 
     A chain of processes that each start the next and exit can outrun a
-    scan of /proc. After 100 rounds, where everyone is True (this process is
-    its pid namespace's init, or its uid is its own), kill(-1) ends them in
-    one call: the kernel walks every process under a lock that fork waits
-    for. It takes the waiting children too; the caller replaces them.
+    scan of /proc. After 100 rounds that still find processes not seen
+    before, where everyone is True (this process is its pid namespace's
+    init, or its uid is its own), kill(-1) ends them in one call: the kernel
+    walks every process under a lock that fork waits for. It takes the
+    waiting children and the zygote too: the caller replaces the children,
+    and a worker without its zygote is replaced whole. Processes that are
+    only slow to die (a job's 40 processes of 64,000 memory areas each take
+    seconds) are not a chain: they get no kill(-1), which would cost the
+    worker for nothing.
 
     A killed process can take the kernel seconds to tear down (millions of
     epoll watches): the scans slow down after the first rounds, beat() is
@@ -1381,6 +1386,7 @@ def kill_all(job_sid, keep, everyone=False, beat=None):
     scan_session = job_sid if not SUBREAPER else None
     limit = CFG.get("kill_timeout_s", KILL_TIMEOUT)
     start = last_beat = time.monotonic()
+    seen = set()
     for round in itertools.count():
         reap()
         # Zombies count too: a killed grandchild stays in /proc until the
@@ -1388,13 +1394,15 @@ def kill_all(job_sid, keep, everyone=False, beat=None):
         victims = descendants(scan_session, keep)
         if not victims:
             return
+        chain = not victims <= seen
+        seen |= victims
         now = time.monotonic()
         if now - start > limit:
             raise RuntimeError("could not kill the job's processes in %ds" % limit)
         if beat is not None and now - last_beat >= 1:
             beat()
             last_beat = now
-        if everyone and round >= 100:
+        if everyone and round >= 100 and chain:
             os.kill(-1, signal.SIGKILL)
             keep = ()
         else:

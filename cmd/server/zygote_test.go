@@ -74,11 +74,27 @@ def main():
 			if su.name != setups[0].name {
 				return
 			}
+			// Processes that are only slow to die (each of 64,000 memory
+			// areas: the kernel takes seconds) are no fork chain: cleanup
+			// waits for them, and the kill(-1) it keeps for chains, which
+			// would take the zygote and so the worker, never comes.
+			if r := s.execute(t, script(slowToDie)); r.Body["result"] != 20.0 {
+				t.Fatalf("slow-to-die job: %s", r.Raw)
+			}
+			if r := s.execute(t, script("def main():\n    return 1")); r.Body["result"] != 1.0 {
+				t.Fatalf("after the slow-to-die job: %s", r.Raw)
+			}
+			if ws := s.warmWorkers(); len(ws) != 1 || template(ws[0]) != tmpl || zygote(tmpl) != z {
+				t.Fatalf("processes slow to die cost the worker (template %d, zygote %d; now workers %v)", tmpl, z, ws)
+			}
 			// Killed, and stopped (a zygote that never answers): it is never
 			// replaced from the template, which has seen jobs; the worker is,
 			// and every job still runs.
 			for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGSTOP} {
 				old := zygote(tmpl)
+				if old <= 0 { // kill(0) would signal the test's own process group
+					t.Fatalf("no zygote below template %d", tmpl)
+				}
 				if err := syscall.Kill(old, sig); err != nil {
 					t.Fatal(err)
 				}
@@ -99,3 +115,26 @@ def main():
 		})
 	}
 }
+
+// slowToDie starts 20 processes of 64,000 memory areas each, which then
+// sleep: SIGKILLed, each takes the kernel a while to tear down.
+const slowToDie = `
+import ctypes, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long)
+libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+def main():
+    r, w = os.pipe()
+    for _ in range(20):
+        if os.fork() == 0:
+            n = 32000
+            base = libc.mmap(None, 2 * n * 4096, 1, 0x22, -1, 0)  # PROT_READ, MAP_PRIVATE|MAP_ANONYMOUS
+            for i in range(n):
+                libc.mprotect(base + 2 * i * 4096, 4096, 0)
+            os.write(w, b"x")
+            time.sleep(100)
+    got = 0
+    while got < 20:
+        got += len(os.read(r, 100))
+    return got`
