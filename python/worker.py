@@ -1308,6 +1308,8 @@ def start_zygote(cfg):
         return False
     try:
         ZYGOTE = Zygote(cfg)
+    except TimeoutError:
+        raise  # a zygote too slow to start is no reason to fork the jobs from the template
     except (OSError, ValueError) as e:
         print("worker: no zygote (%s): the template forks the jobs' processes" % e, file=sys.stderr)
         return False
