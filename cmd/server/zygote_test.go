@@ -8,7 +8,8 @@ import (
 
 // zygote returns the zygote of the worker whose template is tmpl: its one
 // child that is not a session leader (each job process makes its own
-// session), or 0.
+// session, first thing), or 0. Only while the worker is idle: a child just
+// cloned has not made its session yet (see idleZygote).
 func zygote(tmpl int) int {
 	for _, p := range procs() {
 		if p.ppid == tmpl && p.sid != p.pid && p.state != 'Z' {
@@ -16,6 +17,14 @@ func zygote(tmpl int) int {
 		}
 	}
 	return 0
+}
+
+// idleZygote waits until the server's one worker is idle, so that its
+// waiting children have made their sessions, and returns its zygote.
+func idleZygote(t *testing.T, s *server, tmpl int) int {
+	t.Helper()
+	waitFor(t, "the worker to be idle", func() bool { return s.ready(t).Body["idle_workers"] == 1.0 })
+	return zygote(tmpl)
 }
 
 // TestZygote checks the process that forks the job processes in the
@@ -31,7 +40,7 @@ func TestZygote(t *testing.T) {
 			// the queue waits for it however loaded the machine is.
 			s := startSetup(t, su, nil, "--pool-size", "1", "--queue-timeout", "60s")
 			tmpl := template(s.workers()[0])
-			z := zygote(tmpl)
+			z := idleZygote(t, s, tmpl)
 			if z == 0 {
 				t.Fatalf("no zygote below template %d", tmpl)
 			}
@@ -68,7 +77,7 @@ def main():
 					t.Errorf("%s of the zygote: %v, want %v (%s)", k, got[k], v, r.Raw)
 				}
 			}
-			if zygote(tmpl) != z || procs()[z].state == 'T' {
+			if idleZygote(t, s, tmpl) != z || procs()[z].state == 'T' {
 				t.Errorf("the zygote %d did not survive the job's attempts", z)
 			}
 			if su.name != setups[0].name {
@@ -84,14 +93,14 @@ def main():
 			if r := s.execute(t, script("def main():\n    return 1")); r.Body["result"] != 1.0 {
 				t.Fatalf("after the slow-to-die job: %s", r.Raw)
 			}
-			if ws := s.warmWorkers(); len(ws) != 1 || template(ws[0]) != tmpl || zygote(tmpl) != z {
+			if ws := s.warmWorkers(); len(ws) != 1 || template(ws[0]) != tmpl || idleZygote(t, s, tmpl) != z {
 				t.Fatalf("processes slow to die cost the worker (template %d, zygote %d; now workers %v)", tmpl, z, ws)
 			}
 			// Killed, and stopped (a zygote that never answers): it is never
 			// replaced from the template, which has seen jobs; the worker is,
 			// and every job still runs.
 			for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGSTOP} {
-				old := zygote(tmpl)
+				old := idleZygote(t, s, tmpl)
 				if old <= 0 { // kill(0) would signal the test's own process group
 					t.Fatalf("no zygote below template %d", tmpl)
 				}
@@ -105,7 +114,7 @@ def main():
 				}
 				waitFor(t, "a new worker with a zygote of its own", func() bool {
 					ws := s.warmWorkers()
-					if len(ws) != 1 {
+					if len(ws) != 1 || s.ready(t).Body["idle_workers"] != 1.0 {
 						return false
 					}
 					tmpl = template(ws[0])
