@@ -55,7 +55,7 @@ def probe():
     pid = w.fork()
     if pid == 0:
         w.warm_child(WARM_SCRIPT)
-        os.write(wr, json.dumps(w.written_pages()).encode())
+        os.write(wr, json.dumps(w.written_pages(w.open_pagemap())).encode())
         os._exit(0)
     os.close(wr)
     with os.fdopen(r, "rb") as f:

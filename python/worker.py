@@ -714,9 +714,9 @@ def without_epoll():
     selectors.DefaultSelector = selectors.PollSelector
 
 
-def child_main(cfg, warm, sock, scratch, zygote=0):
-    """Runs in the forked child (the template's, or the zygote's when zygote
-    is its pid). Never returns.
+def child_main(cfg, warm, sock, scratch, guard=None):
+    """Runs in the forked child: the template's, or the zygote's, which
+    gives guard, its protect_pid program. Never returns.
 
     Everything that does not depend on the job happens before the child
     reports itself ready, off the job's path: the warm-up, its scratch
@@ -729,28 +729,36 @@ def child_main(cfg, warm, sock, scratch, zygote=0):
     res_w = -1
     try:
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        # The warm-up first: the pages it copies include those the rest of
+        # the preparation writes (the probe reports them once confined).
+        if warm:
+            in_background(lambda: warm_up(cfg.get("warm_script")))
+        else:
+            reseed()
         prctl(PR_SET_DUMPABLE, 0)
         os.setsid()  # its own process group: kill(0) cannot reach the template
-        if zygote:
+        if guard is not None:
             gc.enable()  # the zygote's loop runs without
         else:  # (the zygote closed these, and their numbers may be reused)
             # The template's own oom_score_adj, open for writing: never the job's.
             os.close(OOM.fd)
             for fd in (CTL_IN, CTL_OUT, JOB_FDS):
                 os.close(fd)
-        if warm:
-            ready = in_background(lambda: warm_up(cfg.get("warm_script")))
-        else:
-            reseed()
-            ready = b"W"
         fresh_scratch(scratch)
         statm = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
+        pagemap = open_pagemap() if warm and PROBE else None
         prctl(PR_SET_NO_NEW_PRIVS, 1)
         install_landlock(cfg["landlock"], cfg["landlock_abi"], [scratch])
         install_seccomp(cfg["seccomp"])
-        if zygote:
-            install_seccomp(protect_pid(cfg["signal_syscalls"], zygote))
+        if guard is not None:
+            install_seccomp(guard)
         without_epoll()
+        ready = b"W"
+        if pagemap is not None:
+            try:
+                ready += json.dumps(written_pages(pagemap)).encode()
+            except (OSError, ValueError):
+                pass
         sock.send(ready)  # the template may announce it ready
         msg, fds, _, _ = socket.recv_fds(sock, 16, 4)
         if not msg or len(fds) != 4:
@@ -918,24 +926,37 @@ def populate(ranges):
         libc.madvise(addr, length, MADV_POPULATE_WRITE)  # a range gone since the probe: ignored
 
 
-def written_pages():
-    """Runs of pages this process maps exclusively (written since the fork,
-    or new) in its private writable mappings, adjacent runs and one-page
-    gaps merged: [(address, length)]."""
-    import numpy as np
+def open_pagemap():
+    """This process's /proc/self/maps and pagemap, open for written_pages:
+    opened before Landlock (which may hide /proc), read once the child is
+    confined, so that the report covers the confining code's pages too."""
     # A non-dumpable process's /proc files are root's: be dumpable for as
     # long as opening them takes (the access check happens at open). No job
     # of this worker exists yet; WarmPages probes only where no other
     # worker's job can open these files either.
     prctl(PR_SET_DUMPABLE, 1)
     try:
-        with open("/proc/self/maps", "rb") as f:
-            fd = os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
-            maps = f.read().splitlines()
+        maps = os.open("/proc/self/maps", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return maps, os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
+        except BaseException:
+            os.close(maps)
+            raise
     finally:
         prctl(PR_SET_DUMPABLE, 0)
+
+
+def written_pages(fds):
+    """Runs of pages this process maps exclusively (written since the fork,
+    or new) in its private writable mappings, adjacent runs and one-page
+    gaps merged: [(address, length)]. Closes fds (open_pagemap's)."""
+    import numpy as np
+    maps_fd, fd = fds
     runs = []
     try:
+        with os.fdopen(maps_fd, "rb") as f:
+            maps_fd = -1
+            maps = f.read().splitlines()
         for line in maps:
             f = line.split()
             if f[1][1:2] != b"w" or f[1][3:4] != b"p" or (len(f) > 5 and f[5] == b"[stack]"):
@@ -954,6 +975,8 @@ def written_pages():
                     runs.append([addr, (e - s) * PAGE])
     finally:
         os.close(fd)
+        if maps_fd >= 0:
+            os.close(maps_fd)
     return runs
 
 
@@ -963,24 +986,15 @@ WARM = None  # WarmPages, in warm mode where the kernel supports it
 def warm_up(script):
     """A warm child's preparation for a job that uses the preload, and its
     reseeding: copy the pages such a job writes, or run the warm-up script
-    (and, as a probe, report what it wrote, reseeding included). Returns the
-    message that announces the child ready.
+    (as a probe, or where there is no probe).
 
     Plain children (jobs that name no preloaded module) do neither: copying
     a hello-world's pages measured 7% more CPU per job, not less."""
     if WARM is not None and WARM.ranges is not None and not PROBE:
         populate(WARM.ranges)
-        reseed()
-        return b"W"
-    if script:
+    elif script:
         warm_child(script)
     reseed()
-    if WARM is not None and PROBE:
-        try:
-            return b"W" + json.dumps(written_pages()).encode()
-        except (OSError, ValueError):
-            pass
-    return b"W"
 
 
 def in_background(fn):
@@ -1218,6 +1232,7 @@ def zygote_main(cfg, sock, private):
             finally:
                 prctl(PR_SET_DUMPABLE, 0)
         me = os.getpid()
+        guard = protect_pid(cfg["signal_syscalls"], me)
         args, robust = clone_args(), robust_list_args()
         syscall, get_errno, close, write = libc.syscall, ctypes.get_errno, os.close, os.write
         recvmsg, send = sock.recvmsg, sock.send
@@ -1241,7 +1256,7 @@ def zygote_main(cfg, sock, private):
                 if oom >= 0:
                     close(oom)
                 sock.close()
-                child_main(cfg, msg[:1] == b"W", socket.socket(fileno=fd), msg[1:].decode(), me)
+                child_main(cfg, msg[:1] == b"W", socket.socket(fileno=fd), msg[1:].decode(), guard)
             if oom >= 0:
                 write(oom, own)
             close(fd)
@@ -1301,19 +1316,21 @@ def fork_child(cfg, warm):
 def start_zygote(cfg):
     """Starts the zygote, where it can work: warm mode, after the first
     warm child (the probe, whose report WARM now holds for every child to
-    copy). Returns whether it runs; where clone() fails the template forks
-    every child itself, as it did before there was a zygote."""
+    copy). Returns why there is none, or None when it runs; where clone()
+    fails the template forks every child itself, as it did before there
+    was a zygote."""
     global ZYGOTE
-    if not cfg["warm"] or cfg.get("one_shot") or not cfg.get("signal_syscalls") or not clone_supported():
-        return False
+    if cfg.get("one_shot") or not cfg.get("signal_syscalls"):
+        return "not asked for"
+    if not clone_supported():
+        return "no clone() layout known for this machine and libc"
     try:
         ZYGOTE = Zygote(cfg)
     except TimeoutError:
         raise  # a zygote too slow to start is no reason to fork the jobs from the template
     except (OSError, ValueError) as e:
-        print("worker: no zygote (%s): the template forks the jobs' processes" % e, file=sys.stderr)
-        return False
-    return True
+        return str(e)
+    return None
 
 
 def zygote_pids():
@@ -1880,9 +1897,17 @@ def serve(cfg):
                          cfg.get("watch_inodes") or (),
                          cfg.get("max_entries") or MAX_ENTRIES)
     children = {}
+    ready = {"type": "ready"}
     for warm in kinds:
         children[warm] = fork_child(cfg, warm)
-        if warm and start_zygote(cfg):
+        if not warm:
+            continue
+        # The server logs a worker without a zygote (SECURITY.md, "Known gaps").
+        why = start_zygote(cfg)
+        ready["forker"] = "template" if why else "zygote"
+        if why:
+            ready["no_zygote"] = why
+        else:
             # Every job process's seccomp program protects the zygote's
             # pid, but the first, forked before it: the zygote forks its
             # replacement.
@@ -1891,7 +1916,7 @@ def serve(cfg):
             first.close()
             children[warm] = fork_child(cfg, warm)
     wipe(cfg["scratch"], children.values())
-    send({"type": "ready"})
+    send(ready)
     while True:
         try:
             job = json.loads(read_frame(CTL_IN))

@@ -164,3 +164,49 @@ for p in (protected, other):
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
+
+// TestStartZygoteSaysWhyNot checks the reasons a warm template gives the
+// server for forking the job processes itself (the server logs them): a
+// machine whose clone() layout worker.py does not know, and a clone that
+// ignores CLONE_PARENT (gVisor), here imitated by a zygote whose test child
+// is not the template's to reap.
+func TestStartZygoteSaysWhyNot(t *testing.T) {
+	worker := workerFile(t)
+	src := `
+import importlib.util, json, os, sys
+spec = importlib.util.spec_from_file_location("w", sys.argv[1])
+w = importlib.util.module_from_spec(spec); spec.loader.exec_module(w)
+cfg = {"signal_syscalls": [62], "own_uid": True}
+got = {"not asked": w.start_zygote({})}
+real = w.clone_supported
+w.clone_supported = lambda: False
+got["unknown layout"] = w.start_zygote(cfg)
+w.clone_supported = real
+if real():
+    w.CLONE_PARENT = 0  # the test child is the zygote's: the template cannot reap it
+    got["clone ignores CLONE_PARENT"] = w.start_zygote(cfg)
+    got["no zygote left"] = w.ZYGOTE is None
+print(json.dumps(got, sort_keys=True))
+`
+	out, err := exec.Command("/usr/bin/python3", "-c", src, worker).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	want := map[string]any{"not asked": "not asked for",
+		"unknown layout": "no clone() layout known for this machine and libc"}
+	if _, ok := got["no zygote left"]; ok {
+		want["clone ignores CLONE_PARENT"] = "[Errno 10] clone ignores CLONE_PARENT here (gVisor does)"
+		want["no zygote left"] = true
+	} else {
+		t.Log("no zygote on this machine: the CLONE_PARENT case is not checked")
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: got %v, want %v", k, got[k], v)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -43,6 +44,9 @@ func TestZygote(t *testing.T) {
 			z := idleZygote(t, s, tmpl)
 			if z == 0 {
 				t.Fatalf("no zygote below template %d", tmpl)
+			}
+			if strings.Contains(s.logs.String(), "no zygote") {
+				t.Errorf("the server logged a missing zygote where one runs:\n%s", s.logs)
 			}
 			// It mentions pandas: the first warm job, whose process the
 			// template forked to probe, is the zygote's too.

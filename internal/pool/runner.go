@@ -37,6 +37,7 @@ type runner struct {
 
 	spawns, spawnFailures, retries atomic.Int64
 	spawnFailing                   atomic.Bool // the latest spawn failed
+	warnedNoZygote                 atomic.Bool // the missing zygote was logged
 	kills                          sync.Map    // reason -> *atomic.Int64
 
 	// run runs a job on a worker: (*worker.Worker).Run, replaced in tests.
@@ -133,6 +134,10 @@ func (r *runner) spawn(ctx context.Context, warm bool, onDeath func()) (*worker.
 		}
 	}()
 	r.log.Debug().Int("pid", w.Pid()).Dur("took", time.Since(start)).Bool("warm", warm).Msg("worker started")
+	if why := w.NoZygote(); why != "" && !r.warnedNoZygote.Swap(true) {
+		r.log.Warn().Str("reason", why).
+			Msg("no zygote: templates fork the job processes themselves (SECURITY.md, known gaps)")
+	}
 	return w, nil
 }
 

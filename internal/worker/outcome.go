@@ -204,6 +204,11 @@ type meta struct {
 	DepthLimit        int   `json:"depth_limit"`         // status "disk_too_deep"
 
 	Python *PythonInfo `json:"python"` // a probe's "ready"
+
+	// A warm template's first "ready": which process forks the job
+	// processes, "zygote" or "template", and why not the zygote.
+	Forker   string `json:"forker"`
+	NoZygote string `json:"no_zygote"`
 }
 
 // childResult is the frame the job process writes after main() returns:

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -239,6 +240,9 @@ func (w *Worker) awaitFrame(ctx context.Context, want string, timeout time.Durat
 			case want:
 				if f.m.Python != nil {
 					w.python = f.m.Python
+				}
+				if f.m.Forker == "template" {
+					w.noZygote = cmp.Or(f.m.NoZygote, "no reason given")
 				}
 				return nil
 			case "done":

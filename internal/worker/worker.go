@@ -91,6 +91,7 @@ type Worker struct {
 	exited      chan struct{} // closed once the exit is recorded and cleaned up
 	exitErr     error         // set before exited is closed
 	python      *PythonInfo   // from the first "ready" frame, when it has one
+	noZygote    string        // from the first "ready" frame: why the template forks the jobs
 	kill        sync.Once
 	log         zerolog.Logger
 }
@@ -239,6 +240,12 @@ func (w *Worker) startError(err error) error {
 // Pid returns the process id of the worker (the sandbox launcher at
 // LevelNamespaces).
 func (w *Worker) Pid() int { return w.proc.Cmd.Process.Pid }
+
+// NoZygote returns why a warm worker's template forks the job processes
+// itself, or "" when its zygote does (or the worker is not warm). Without a
+// zygote, names a job saw in the template's memory can reach later jobs
+// (SECURITY.md, "Known gaps").
+func (w *Worker) NoZygote() string { return w.noZygote }
 
 // Created returns when the worker was started.
 func (w *Worker) Created() time.Time { return w.created }
