@@ -1688,9 +1688,18 @@ class JobWatch:
       bounds the harm and is no quota: every job running when the disk
       shrinks that much ends, the one to blame among them. (Subtracting the
       job's own named files would let a job with named files outlast the
-      others at that point.)"""
+      others at that point.)
+    - the host's table of open files (fs.file-max), where file_growth is
+      given: a file a job maps stays open once its descriptor is closed
+      (and every shared anonymous mapping is a file of its own), so
+      RLIMIT_NOFILE does not see it, and 64 processes of 65,530 mappings
+      each could fill the table, after which no process of the host could
+      open a file. The job ends when the host's count (/proc/sys/fs/file-nr)
+      has grown by more than file_growth since it began (checked every
+      fourth poll); as for unnamed files, every job running then ends."""
 
-    def __init__(self, memory_bytes, disk_bytes, hidden_bytes=0, inode_paths=(), max_entries=MAX_ENTRIES):
+    def __init__(self, memory_bytes, disk_bytes, hidden_bytes=0, inode_paths=(), max_entries=MAX_ENTRIES,
+                 file_growth=0):
         self.memory_kib = memory_bytes >> 10
         self.disk_bytes = disk_bytes
         self.inode_paths = tuple(inode_paths)
@@ -1702,10 +1711,20 @@ class JobWatch:
         self.base = job_memory_kib(os.getpid())
         self.ticks = 0
         self.free_at_start = None
+        self.file_growth = file_growth
+        self.files_at_start = None
+        # Opened now: it must be readable where the server asks for the
+        # check (fail closed), and a job's Landlock cannot hide it then.
+        self.file_nr = os.open("/proc/sys/fs/file-nr", os.O_RDONLY | os.O_CLOEXEC) if file_growth else -1
+
+    def open_files(self):
+        """The host's count of allocated files."""
+        return int(os.pread(self.file_nr, 64, 0).split()[0])
 
     def begin(self, child):
         """Called as a job starts."""
         self.ticks = 0
+        self.files_at_start = self.open_files() if self.file_growth else None
         self.free_at_start = free_bytes(child.scratch) if self.unnamed_limit else None
         self.inodes_at_start = used_inodes(self.inode_paths) if self.inode_paths else None
 
@@ -1716,6 +1735,8 @@ class JobWatch:
             return "memory_limit"
         if self.ticks % 4:
             return None  # files: every fourth poll
+        if self.file_growth and self.open_files() - self.files_at_start > self.file_growth:
+            return "file_table_limit"
         if self.inodes_at_start is not None:
             used = used_inodes(self.inode_paths)
             if used is not None and used - self.inodes_at_start > self.max_entries:
@@ -1800,6 +1821,8 @@ def run_job(child, fds, job, cfg, watch=None, keep=()):
                         meta["entries_limit"] = watch.max_entries
                     if over == "disk_too_deep":
                         meta["depth_limit"] = watch.max_depth
+                    if over == "file_table_limit":
+                        meta["file_table_limit"] = watch.file_growth
                     break
             for key, _ in events:
                 if key.fd == CTL_IN:
@@ -1890,12 +1913,13 @@ def serve(cfg):
     # scripts, one plain for the rest (the server says which a job wants).
     kinds = (True, False) if cfg["warm"] else (False,)
     watch = None
-    if cfg.get("watch_memory") or cfg.get("watch_disk") or cfg.get("watch_inodes"):
+    if cfg.get("watch_memory") or cfg.get("watch_disk") or cfg.get("watch_inodes") or cfg.get("file_table_growth"):
         watch = JobWatch(cfg["memory_bytes"] if cfg.get("watch_memory") else 0,
                          cfg["fsize_bytes"] if cfg.get("watch_disk") else 0,
                          cfg.get("unnamed_disk_bytes", 0),
                          cfg.get("watch_inodes") or (),
-                         cfg.get("max_entries") or MAX_ENTRIES)
+                         cfg.get("max_entries") or MAX_ENTRIES,
+                         cfg.get("file_table_growth", 0))
     children = {}
     ready = {"type": "ready"}
     for warm in kinds:

@@ -76,6 +76,15 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 	var jobs runner // set below, before anything scrapes
 	m := metrics.New(func() pool.Stat { return jobs.Stat() })
 
+	concurrent := cfg.PoolSize
+	if concurrent == 0 {
+		concurrent = cfg.ColdConcurrency
+	}
+	fileGrowth, err := fileTableGrowth(concurrent)
+	if err != nil {
+		// gVisor's file table is the sandbox's own: no host table to fill.
+		log.Warn().Err(err).Msg("the host's count of open files is unreadable: jobs' mapped files are not checked against it (see SECURITY.md)")
+	}
 	limits := worker.Limits{
 		MemoryBytes: cfg.MemoryMB << 20,
 		StdoutBytes: cfg.StdoutLimitBytes,
@@ -87,6 +96,7 @@ func run(ctx context.Context, cfg Config, log zerolog.Logger) error {
 		// 1 GiB: another job's files, or the host's, do not end this one.
 		UnnamedDiskBytes: max(1<<30, int64(cfg.PoolSize)*cfg.ScratchMB<<20),
 		ScratchEntries:   100_000,
+		FileTableGrowth:  fileGrowth,
 
 		OutputFiles:      cfg.MaxFiles,
 		OutputFilesBytes: cfg.MaxFilesBytes,

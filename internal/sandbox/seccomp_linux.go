@@ -159,7 +159,7 @@ func SignalSyscalls() ([]int, error) {
 //     aimed at another process, sockets and socket pairs of every family
 //     but AF_UNIX, and, unless unixSockets, AF_UNIX sockets too (AF_UNIX
 //     socketpair stays: its two ends belong to the job), and
-//     prctl(PR_SET_DUMPABLE),
+//     prctl(PR_SET_DUMPABLE), mmap(MAP_HUGETLB),
 //   - refuses to signal (or open a pidfd on) the protected pids, and every
 //     negative target: process groups and kill(-1), "everyone",
 //
@@ -196,6 +196,13 @@ func Seccomp(protected []int, unixSockets bool) ([]byte, error) {
 		// core_pattern (systemd-coredump, apport), which ignores
 		// RLIMIT_CORE and writes to the host's disk.
 		seccomp.NameWithConditions{Name: "prctl", Conditions: equal32(0, unix.PR_SET_DUMPABLE)},
+		// Huge pages come from the host's pool (vm.nr_hugepages), which
+		// no rlimit, memory watch or cgroup v1 memory limit counts: an
+		// outside attack drained it, one job holding 15 times its limit.
+		// (shmget's SHM_HUGETLB and memfd_create's MFD_HUGETLB are refused
+		// with their syscalls; hugetlbfs files are outside Landlock's
+		// rules.)
+		seccomp.NameWithConditions{Name: "mmap", Conditions: []seccomp.Condition{{Argument: 3, Operation: seccomp.BitsSet, Value: unix.MAP_HUGETLB}}},
 	)
 	if !unixSockets {
 		conditional = append(conditional, seccomp.NameWithConditions{Name: "socket",

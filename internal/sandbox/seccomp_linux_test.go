@@ -110,6 +110,10 @@ func probe() {
 		"io_setup":                 res(rawErr(unix.Syscall(unix.SYS_IO_SETUP, 1, 0, 0))),
 		"vmsplice":                 res(rawErr(unix.Syscall6(unix.SYS_VMSPLICE, 0, 0, 0, 0, 0, 0))),
 		"epoll_create1":            res(rawErr(unix.Syscall(unix.SYS_EPOLL_CREATE1, 0, 0, 0))),
+		"mmap MAP_HUGETLB":         mmapProbe(unix.MAP_PRIVATE | unix.MAP_ANONYMOUS | unix.MAP_HUGETLB),
+		"mmap MAP_HUGETLB, shared": mmapProbe(unix.MAP_SHARED | unix.MAP_ANONYMOUS | unix.MAP_HUGETLB),
+		"mmap anonymous":           mmapProbe(unix.MAP_PRIVATE | unix.MAP_ANONYMOUS),
+		"mmap shared anonymous":    mmapProbe(unix.MAP_SHARED | unix.MAP_ANONYMOUS),
 	}
 	json.NewEncoder(os.Stdout).Encode(out)
 }
@@ -127,6 +131,16 @@ func cloneProbe(flag uintptr) string {
 	var ws unix.WaitStatus
 	unix.Wait4(int(r), &ws, 0, nil)
 	return "ok"
+}
+
+// mmapProbe maps 2 MiB with flags (where the host has no huge pages, an
+// allowed MAP_HUGETLB fails with ENOMEM, not EPERM).
+func mmapProbe(flags uintptr) string {
+	addr, _, e := unix.Syscall6(unix.SYS_MMAP, 0, 2<<20, unix.PROT_READ|unix.PROT_WRITE, flags, ^uintptr(0), 0)
+	if e == 0 {
+		unix.Syscall(unix.SYS_MUNMAP, addr, 2<<20, 0)
+	}
+	return errnoName(e)
 }
 
 // fcntlProbe calls fcntl on a directory of its own (F_NOTIFY needs one).
@@ -222,6 +236,10 @@ func testSeccompFilter(t *testing.T, unixSockets bool) {
 		"kill parent's group":      "EPERM",
 		"kill everyone":            "EPERM",
 		"kill self":                "ok",
+		"mmap MAP_HUGETLB":         "EPERM",
+		"mmap MAP_HUGETLB, shared": "EPERM",
+		"mmap anonymous":           "ok",
+		"mmap shared anonymous":    "ok",
 		"socket AF_INET":           "EPERM",
 		"socket AF_INET6":          "EPERM",
 		"socket AF_UNIX":           "EPERM",

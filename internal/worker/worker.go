@@ -35,6 +35,12 @@ type Limits struct {
 	// O_TMPFILE) are in no directory, and other jobs' and the host's
 	// writes in that time count too. 0: not checked.
 	UnnamedDiskBytes int64
+	// FileTableGrowth is how far the host's count of open files
+	// (/proc/sys/fs/file-nr) may grow while a job runs: a file a job maps
+	// stays open once its descriptor is closed, past RLIMIT_NOFILE, and
+	// the table (fs.file-max) is the whole host's. Other jobs' and the
+	// host's files count too. 0: not checked.
+	FileTableGrowth int64
 	// ScratchEntries is how many files and directories a job may make in
 	// its scratch space (and, at namespaces level, the sandbox's tmpfs
 	// mounts): each costs kernel memory that no process's size shows.
@@ -208,6 +214,7 @@ func Start(ctx context.Context, cfg Config) (_ *Worker, retErr error) {
 		"result_limit":       cfg.Limits.ResultBytes,
 		"fsize_bytes":        cfg.Limits.FileBytes,
 		"unnamed_disk_bytes": cfg.Limits.UnnamedDiskBytes,
+		"file_table_growth":  cfg.Limits.FileTableGrowth,
 		"nproc":              cfg.Limits.Procs,
 		"nofile":             cfg.Limits.OpenFiles,
 		"kill_timeout_s":     int(killTimeout / time.Second),
