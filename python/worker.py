@@ -746,7 +746,12 @@ def child_main(cfg, warm, sock, scratch, guard=None):
                 os.close(fd)
         fresh_scratch(scratch)
         statm = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
-        pagemap = open_pagemap() if warm and PROBE else None
+        pagemap = None
+        if warm and PROBE:
+            try:
+                pagemap = open_pagemap()
+            except OSError:
+                pass  # no report: every warm child runs the warm-up script
         prctl(PR_SET_NO_NEW_PRIVS, 1)
         install_landlock(cfg["landlock"], cfg["landlock_abi"], [scratch])
         install_seccomp(cfg["seccomp"])
