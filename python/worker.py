@@ -285,6 +285,9 @@ def finite(o):
     return o if j is o else finite(j)
 
 
+RESULT_WRAP = len('{"result": }')  # encode_result's bytes around the value
+
+
 def encode_result(value):
     try:
         return _dumps({"result": value}, default=to_jsonable,
@@ -366,9 +369,12 @@ def run_script(script, cfg, v1=None):
         if v1 is not None:
             v1["error_info"] = exception_info(e, msg, script)
         return {"error": msg, "kind": kind}
-    if len(out) > cfg["result_limit"]:
+    # The value's size, as the server measures it: its UTF-8 bytes, without
+    # the {"result": } around it. (Characters are never more than bytes;
+    # the server checks the bytes again.)
+    if len(out) - RESULT_WRAP > cfg["result_limit"]:
         return {"error": "Result too large: %d bytes exceeds the result limit of %d bytes" % (
-            len(out), cfg["result_limit"]), "kind": "result_limit"}
+            len(out.encode("utf-8", "surrogatepass")) - RESULT_WRAP, cfg["result_limit"]), "kind": "result_limit"}
     return out
 
 

@@ -97,8 +97,15 @@ func TestScriptOutcomes(t *testing.T) {
 			map[string]any{"error": "Time limit exceeded: the script ran for more than 500ms", "stdout": "started"}, "timeout"},
 		{"serialization runs under the time limit", scriptWithTimeout("class Slow:\n    def __iter__(self):\n        while True: yield 1\ndef main():\n    return list(Slow())", 0.5),
 			map[string]any{"error": "Time limit exceeded: the script ran for more than 500ms", "stdout": ""}, "timeout"},
+		// The result's own bytes count, as JSON: its quotes, not the frame
+		// around it (outside attack round 12 found a result exactly at the
+		// limit refused, counted with the frame's 12 bytes).
 		{"result over the limit", script("def main():\n    return 'x' * (2 << 20)"),
-			map[string]any{"error": "Result too large: 2097166 bytes exceeds the result limit of 1048576 bytes", "stdout": ""}, "result_limit"},
+			map[string]any{"error": "Result too large: 2097154 bytes exceeds the result limit of 1048576 bytes", "stdout": ""}, "result_limit"},
+		{"result exactly at the limit", script("def main():\n    return 'x' * ((1 << 20) - 2)"),
+			map[string]any{"result": strings.Repeat("x", 1<<20-2), "stdout": ""}, "ok"},
+		{"result one byte over the limit", script("def main():\n    return 'x' * ((1 << 20) - 1)"),
+			map[string]any{"error": "Result too large: 1048577 bytes exceeds the result limit of 1048576 bytes", "stdout": ""}, "result_limit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

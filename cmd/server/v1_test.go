@@ -88,6 +88,10 @@ func TestV1Input(t *testing.T) {
 			"exception", nil, "TypeError", "main() takes 2 required parameters"},
 		{"no input, seed-style script", obj{"script": "def main():\n    return {'message': 'Hello'}"},
 			"ok", obj{"message": "Hello"}, "", ""},
+		// As deep as the server takes (deeper: TestV1BadRequests), with
+		// brackets and braces in strings, which do not nest.
+		{"input nested 500 deep", obj{"script": "def main(x):\n    n = 0\n    while isinstance(x, list):\n        x, n = x[0], n + 1\n    return [n, x]",
+			"input": json.RawMessage(strings.Repeat("[", 499) + `["[{\"]"]` + strings.Repeat("]", 499))}, "ok", []any{500.0, `[{"]`}, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -326,6 +330,11 @@ func TestV1BadRequests(t *testing.T) {
 		{"memory above the server's", obj{"script": ok, "limits": obj{"memory_mb": 1025}}, 400, `Field "limits.memory_mb" must be more than 0 and at most the server's 1024`},
 		{"stdout above the server's", obj{"script": ok, "limits": obj{"stdout_bytes": 2 << 20}}, 400, `Field "limits.stdout_bytes" must be more than 0 and at most the server's 1048576`},
 		{"unknown limit", obj{"script": ok, "limits": obj{"cpu": 1}}, 400, `Unknown field "cpu"`},
+		// Python's JSON parser in the job stops at about 1,000 levels, before
+		// it has read the job's nonce (outside attack round 12: the answer
+		// blamed the script for tampering with its result channel).
+		{"input nested too deep", `{"script": "def main(x): return 1", "input": ` + strings.Repeat("[", 990) + strings.Repeat("]", 990) + `}`,
+			400, `Field "input" is nested more than 500 deep`},
 		{"input too large", fmt.Sprintf(`{"script": "def main(x): return 1", "input": "%s"}`, strings.Repeat("x", 1<<20)), 413, "Input too large"},
 		{"script too large", obj{"script": ok + "\n#" + strings.Repeat("x", 1<<20)}, 413, "Script too large"},
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/rs/zerolog"
 	"github.com/rs/zerolog/hlog"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/python-executor/python-executor/internal/metrics"
 	"github.com/python-executor/python-executor/internal/playground"
@@ -58,6 +59,7 @@ type Config struct {
 // Handler returns the service's HTTP handler.
 func Handler(cfg Config, runner Runner, log zerolog.Logger) http.Handler {
 	s := &server{cfg: cfg, runner: runner}
+	s.bodies = semaphore.NewWeighted(bodiesInFlight * max(s.v1BodyLimit(), s.maxBody()))
 	r := chi.NewRouter()
 	r.Use(linger, hlog.NewHandler(log), requestID, accessLog(cfg.Metrics), middleware.Recoverer)
 	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -90,6 +92,51 @@ func Handler(cfg Config, runner Runner, log zerolog.Logger) http.Handler {
 type server struct {
 	cfg    Config
 	runner Runner
+	// bodies is what request bodies may take while they are decoded: each
+	// holds its size until its job is built.
+	bodies *semaphore.Weighted
+}
+
+// bodiesInFlight is how many of the largest request bodies the server reads
+// and decodes at once. Decoding takes a few times a body's size (the JSON
+// decoder's copy, the strings, the files' bytes), before the queue can
+// refuse its job: an outside attack of 20 concurrent 21 MB requests took
+// the server from 20 MiB to 1.8 GiB. More wait their turn.
+const bodiesInFlight = 4
+
+// smallBody is the size up to which a body that says its length is read
+// before it takes its share of the budget, to decode: a slow client with a
+// small request holds nothing while it sends, and cannot hold the larger
+// bodies up (a client sending a large one can, for at most the server's
+// 30 s read timeout).
+const smallBody = 1 << 20
+
+// readBody reads r's body, of at most limit bytes (more reads as limit+1),
+// once the bodies budget has room for it. release gives the room back: call
+// it once the body is decoded.
+func (s *server) readBody(r *http.Request, limit int64) (body []byte, release func(), err error) {
+	n := limit // a body that does not say its size may be as large as allowed
+	if r.ContentLength >= 0 {
+		n = min(r.ContentLength, limit)
+	}
+	n = max(n, 1)
+	early := n > smallBody
+	if early {
+		if err := s.bodies.Acquire(r.Context(), n); err != nil {
+			return nil, func() {}, err
+		}
+	}
+	body, err = io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if !early {
+		if err != nil || int64(len(body)) > limit {
+			return body, func() {}, err
+		}
+		n = max(int64(len(body)), 1)
+		if err := s.bodies.Acquire(r.Context(), n); err != nil {
+			return nil, func() {}, err
+		}
+	}
+	return body, func() { s.bodies.Release(n) }, err
 }
 
 func (s *server) health(w http.ResponseWriter, r *http.Request) {
@@ -140,7 +187,8 @@ func (s *server) decode(r *http.Request) (worker.Job, error) {
 	if r.ContentLength > s.maxBody() {
 		return worker.Job{}, s.tooLarge() // before reading any of it
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, s.maxBody()+1))
+	body, release, err := s.readBody(r, s.maxBody())
+	defer release()
 	switch {
 	case err != nil:
 		return worker.Job{}, &badRequest{http.StatusBadRequest, "Could not read the request body"}

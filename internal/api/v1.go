@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"path"
@@ -74,7 +73,7 @@ type v1Usage struct {
 }
 
 func (s *server) v1Execute(w http.ResponseWriter, r *http.Request) {
-	job, err := s.decodeV1(w, r)
+	job, err := s.decodeV1(r)
 	if err != nil {
 		var bad *badRequest
 		errors.As(err, &bad)
@@ -132,22 +131,65 @@ func v1Body(out worker.Outcome) v1Response {
 	return resp
 }
 
+// maxInputDepth is how deeply a v1 request's input may nest: the job
+// process parses the job with Python's json module, which stops at its
+// recursion limit (about 1,000 levels, which Python 3.12 and later do not
+// let a program raise) before it has read the job's nonce, so deeper input
+// would fail as a result the server cannot trust.
+const maxInputDepth = 500
+
+// jsonDepth returns how deeply valid JSON nests arrays and objects.
+func jsonDepth(raw []byte) int {
+	depth, deepest, inString, escaped := 0, 0, false, false
+	for _, c := range raw {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			depth++
+			deepest = max(deepest, depth)
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return deepest
+}
+
+// v1BodyLimit is the largest POST /v1/execute body: room for JSON escaping
+// of the script and the input, and base64 files.
+func (s *server) v1BodyLimit() int64 {
+	return 12*s.cfg.MaxScriptBytes + s.cfg.MaxFilesBytes/3*4 + int64(s.cfg.MaxFiles)*1100 + 64<<10
+}
+
 // decodeV1 reads and checks a POST /v1/execute body. Unlike the seed
 // endpoint it rejects unknown fields, so that a misspelt option is an error
 // rather than silently ignored.
-func (s *server) decodeV1(w http.ResponseWriter, r *http.Request) (worker.Job, error) {
+func (s *server) decodeV1(r *http.Request) (worker.Job, error) {
 	bad := func(format string, a ...any) (worker.Job, error) {
 		return worker.Job{}, &badRequest{http.StatusBadRequest, fmt.Sprintf(format, a...)}
 	}
 	tooLarge := func(format string, a ...any) (worker.Job, error) {
 		return worker.Job{}, &badRequest{http.StatusRequestEntityTooLarge, fmt.Sprintf(format, a...)}
 	}
-	// Room for JSON escaping of the script and the input, and base64 files.
-	limit := 12*s.cfg.MaxScriptBytes + s.cfg.MaxFilesBytes/3*4 + int64(s.cfg.MaxFiles)*1100 + 64<<10
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	var tooBig *http.MaxBytesError
+	limit := s.v1BodyLimit()
+	var body []byte
+	var err error
+	if r.ContentLength <= limit { // -1: not said
+		var release func()
+		body, release, err = s.readBody(r, limit)
+		defer release()
+	}
 	switch {
-	case errors.As(err, &tooBig):
+	case r.ContentLength > limit || (err == nil && int64(len(body)) > limit):
 		return tooLarge("Request too large: the limits are %d bytes of script, %d of input and %d bytes in %d files",
 			s.cfg.MaxScriptBytes, s.cfg.MaxScriptBytes, s.cfg.MaxFilesBytes, s.cfg.MaxFiles)
 	case err != nil:
@@ -198,6 +240,9 @@ func (s *server) decodeV1(w http.ResponseWriter, r *http.Request) (worker.Job, e
 	if req.Input != nil {
 		if n := int64(len(req.Input)); n > s.cfg.MaxScriptBytes {
 			return tooLarge("Input too large: %d bytes of JSON exceeds the input limit of %d bytes", n, s.cfg.MaxScriptBytes)
+		}
+		if jsonDepth(req.Input) > maxInputDepth {
+			return bad("Field \"input\" is nested more than %d deep: Python's JSON parser in the job reads about 1,000 levels at most", maxInputDepth)
 		}
 		job.V1.Input, job.V1.HasInput = req.Input, true
 	}
