@@ -307,6 +307,26 @@ func scriptWithTimeout(src string, seconds float64) string {
 	return string(b)
 }
 
+// heldByProcesses is a job script whose main forks n processes that each
+// run fill() (defined in setup, a script's top lines, with its imports) and
+// then hold what it made, and returns ret once every one of them has: the
+// outcome does not depend on the machine's speed.
+func heldByProcesses(setup string, n int, ret string) string {
+	return fmt.Sprintf(`import os, time
+%s
+def main():
+    r, w = os.pipe()
+    for _ in range(%d):
+        if os.fork() == 0:
+            fill()
+            os.write(w, b"1")
+            time.sleep(60)
+            os._exit(0)
+    for _ in range(%d): os.read(r, 1)
+    time.sleep(5)
+    return %q`, setup, n, n, ret)
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)

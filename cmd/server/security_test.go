@@ -696,8 +696,8 @@ func TestMemoryAcrossProcesses(t *testing.T) {
 	// attack round 4). Each process stays under RLIMIT_AS.
 	t.Run("page tables, template's watch", func(t *testing.T) {
 		s := startSetup(t, setup{"basic/uid10001", "basic", 10001}, nil, "--pool-size", "1", "--memory-mb", "256")
-		r := s.execute(t, scriptWithTimeout(`
-import ctypes, mmap, os, time
+		r := s.execute(t, scriptWithTimeout(heldByProcesses(`
+import ctypes, mmap
 def fill():
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mmap.restype = ctypes.c_void_p
@@ -707,18 +707,7 @@ def fill():
         a = libc.mmap(0x100000000000 + i * (2 << 20), 4096, mmap.PROT_READ, mmap.MAP_SHARED | 0x100000, fd, 0)
         if a in (None, ctypes.c_void_p(-1).value):
             break
-        ctypes.c_char.from_address(a).value
-def main():
-    r, w = os.pipe()
-    for _ in range(3):
-        if os.fork() == 0:
-            fill()
-            os.write(w, b"1")
-            time.sleep(60)
-            os._exit(0)
-    for _ in range(3): os.read(r, 1)
-    time.sleep(5)
-    return "held 720 MiB of page tables"`, 30))
+        ctypes.c_char.from_address(a).value`, 3, "held 720 MiB of page tables"), 30))
 		if msg, _ := r.Body["error"].(string); !strings.HasPrefix(msg, "Memory limit exceeded: the job's processes together may use at most 256 MiB") {
 			t.Errorf("got %s, want the memory limit named", r.Raw)
 		}
