@@ -743,6 +743,8 @@ def child_main(cfg, warm, sock, scratch, guard=None):
             reseed()
         prctl(PR_SET_DUMPABLE, 0)
         os.setsid()  # its own process group: kill(0) cannot reach the template
+        # The fork ran none of threading's at-fork code, which would set this.
+        threading.main_thread()._set_native_id()
         if guard is not None:
             gc.enable()  # the zygote's loop runs without
         else:  # (the zygote closed these, and their numbers may be reused)

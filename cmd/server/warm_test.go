@@ -59,7 +59,7 @@ def main():
     got["main_thread"] = threading.current_thread() is threading.main_thread()
     # The zygote's clone() must leave glibc the child's own tid, or
     # pthread_kill of the main thread goes to the zygote's (ESRCH).
-    got["tid"] = threading.get_native_id() == os.getpid()
+    got["tid"] = threading.get_native_id() == os.getpid() == threading.main_thread().native_id
     signal.signal(signal.SIGUSR1, lambda *a: got.setdefault("pthread_kill", True))
     signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
     got["gc"] = gc.isenabled()
