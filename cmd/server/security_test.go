@@ -457,6 +457,22 @@ def main():
 		// A dumpable job would be core-dumped through a piped core_pattern
 		// to the host's disk whatever RLIMIT_CORE says (round 5).
 		{"become dumpable again", `def main(): return sc(157, 4, 1, 0, 0, 0)`, 0, result("EPERM"), nil},
+		// Landlock governs opening a file, not reading its extended
+		// attributes by path: at basic level a job read the host's
+		// (round 13). As on a filesystem without them; shutil copes.
+		{"read a host file's extended attributes", `
+import shutil
+def main():
+    out = []
+    for f in (os.getxattr, os.listxattr):
+        try:
+            f("/usr/bin/python3", *(("user.x",) if f is os.getxattr else ()))
+            out.append("ok")
+        except OSError as e:
+            out.append(errno.errorcode[e.errno])
+    open("a", "w").write("x")
+    shutil.copy2("a", "b")
+    return out + [open("b").read()]`, 0, result([]any{"ENOTSUP", "ENOTSUP", "x"}), nil},
 		{"a socket pair of another family", `
 def main():
     fds = (ctypes.c_int * 2)()

@@ -69,6 +69,14 @@ var deniedSyscalls = []string{
 	"semget", "semop", "semtimedop", "semctl",
 }
 
+// xattrReaders read a file's extended attributes by path. Landlock governs
+// opening a file, not these: at basic level they read the host's files'
+// attributes (user.* secrets, ACLs) past it (outside attack round 13).
+// They answer EOPNOTSUPP, as on a filesystem without extended attributes,
+// which callers such as shutil.copy2 already expect; the descriptor forms
+// (fgetxattr, flistxattr) stay, on files the job could open.
+var xattrReaders = []string{"getxattr", "lgetxattr", "listxattr", "llistxattr", "getxattrat", "listxattrat"}
+
 // signalSyscalls take a target pid (or tgid) as their first argument.
 var signalSyscalls = []string{"kill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_open"}
 
@@ -154,6 +162,7 @@ func SignalSyscalls() ([]int, error) {
 //     library refuses x32 with ENOSYS),
 //   - answers clone3 with ENOSYS: its flags are in a struct the filter
 //     cannot read, and libc falls back to clone, whose flags it can,
+//   - answers xattrReaders with EOPNOTSUPP,
 //   - refuses clone with any namespace flag, deniedSyscalls, refusedIoctls,
 //     fcntlRefused, socket buffers grown past the default, selfOnlySyscalls
 //     aimed at another process, sockets and socket pairs of every family
@@ -225,6 +234,7 @@ func Seccomp(protected []int, unixSockets bool) ([]byte, error) {
 		Syscalls: []seccomp.SyscallGroup{
 			{Action: seccomp.ActionErrno, Names: deniedSyscalls},
 			{Action: seccomp.ActionErrno | seccomp.Action(unix.ENOSYS), Names: []string{"clone3"}},
+			{Action: seccomp.ActionErrno | seccomp.Action(unix.EOPNOTSUPP), Names: xattrReaders},
 			{Action: seccomp.ActionErrno, NamesWithCondtions: conditional},
 		},
 	}

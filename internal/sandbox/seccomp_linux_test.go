@@ -110,6 +110,11 @@ func probe() {
 		"io_setup":                 res(rawErr(unix.Syscall(unix.SYS_IO_SETUP, 1, 0, 0))),
 		"vmsplice":                 res(rawErr(unix.Syscall6(unix.SYS_VMSPLICE, 0, 0, 0, 0, 0, 0))),
 		"epoll_create1":            res(rawErr(unix.Syscall(unix.SYS_EPOLL_CREATE1, 0, 0, 0))),
+		"getxattr":                 xattrProbe(unix.SYS_GETXATTR),
+		"lgetxattr":                xattrProbe(unix.SYS_LGETXATTR),
+		"listxattr":                xattrProbe(unix.SYS_LISTXATTR),
+		"llistxattr":               xattrProbe(unix.SYS_LLISTXATTR),
+		"fgetxattr":                fxattrProbe(),
 		"mmap MAP_HUGETLB":         mmapProbe(unix.MAP_PRIVATE | unix.MAP_ANONYMOUS | unix.MAP_HUGETLB),
 		"mmap MAP_HUGETLB, shared": mmapProbe(unix.MAP_SHARED | unix.MAP_ANONYMOUS | unix.MAP_HUGETLB),
 		"mmap anonymous":           mmapProbe(unix.MAP_PRIVATE | unix.MAP_ANONYMOUS),
@@ -130,6 +135,30 @@ func cloneProbe(flag uintptr) string {
 	}
 	var ws unix.WaitStatus
 	unix.Wait4(int(r), &ws, 0, nil)
+	return "ok"
+}
+
+// xattrProbe reads user.x of the test binary by path with syscall nr
+// (getxattr and its kin share their first three arguments' meaning).
+func xattrProbe(nr uintptr) string {
+	path, _ := unix.BytePtrFromString(os.Args[0])
+	name, _ := unix.BytePtrFromString("user.x")
+	var buf [64]byte
+	_, _, e := unix.Syscall6(nr, uintptr(unsafe.Pointer(path)), uintptr(unsafe.Pointer(name)), uintptr(unsafe.Pointer(&buf[0])), 64, 0, 0)
+	return errnoName(e)
+}
+
+// fxattrProbe reads user.x of the test binary through a descriptor.
+func fxattrProbe() string {
+	fd, err := unix.Open(os.Args[0], unix.O_RDONLY, 0) // os.Open would start the netpoller: epoll
+	if err != nil {
+		return err.Error()
+	}
+	defer unix.Close(fd)
+	_, err = unix.Fgetxattr(fd, "user.x", make([]byte, 64))
+	if errno, ok := err.(unix.Errno); ok {
+		return unix.ErrnoName(errno)
+	}
 	return "ok"
 }
 
@@ -237,6 +266,11 @@ func testSeccompFilter(t *testing.T, unixSockets bool) {
 		"kill everyone":            "EPERM",
 		"kill self":                "ok",
 		"mmap MAP_HUGETLB":         "EPERM",
+		"getxattr":                 "ENOTSUP",
+		"lgetxattr":                "ENOTSUP",
+		"listxattr":                "ENOTSUP",
+		"llistxattr":               "ENOTSUP",
+		"fgetxattr":                "ENODATA", // allowed: no such attribute
 		"mmap MAP_HUGETLB, shared": "EPERM",
 		"mmap anonymous":           "ok",
 		"mmap shared anonymous":    "ok",
