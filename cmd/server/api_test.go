@@ -170,9 +170,9 @@ open(os.path.join(tempfile.gettempdir(), "leak.txt"), "w").write("file")
 open("leak_cwd.txt", "w").write("file")
 os.makedirs("/dev/shm/leakdir", exist_ok=True)
 threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
-subprocess.Popen(["/bin/sleep", "60"], start_new_session=True)
+subprocess.Popen(["/bin/sleep", "60"], process_group=0)  # setsid is refused
 if os.fork() == 0:
-    os.setsid()
+    os.setpgid(0, 0)
     time.sleep(60)
     os._exit(0)
 buf = ctypes.create_string_buffer(b"secret-in-memory")
@@ -443,7 +443,7 @@ func TestKilledWorkerTakesItsJobsProcessesAlong(t *testing.T) {
 	req, _ = http.NewRequestWithContext(ctx, "POST", s.URL+"/execute", strings.NewReader(script(`
 import subprocess, time
 def main():
-    subprocess.Popen(["/bin/sleep", "3600"], start_new_session=True)
+    subprocess.Popen(["/bin/sleep", "3600"], process_group=0)
     time.sleep(60)`)))
 	if _, err := http.DefaultClient.Do(req); err == nil {
 		t.Fatal("request finished; want the client to give up")

@@ -270,10 +270,10 @@ def main():
 		{"leave a daemon behind", `
 import subprocess, time
 def main():
-    subprocess.Popen(["/bin/sleep", "300"], start_new_session=True)
+    subprocess.Popen(["/bin/sleep", "300"], process_group=0)  # setsid is refused
     if os.fork() == 0:
         if os.fork() == 0:
-            os.setsid(); time.sleep(300)
+            os.setpgid(0, 0); time.sleep(300)
         os._exit(0)
     time.sleep(0.1)
     return "left"`, 0, result("left"), nil},
@@ -283,7 +283,7 @@ def main():
         while True:
             if os.fork() != 0:
                 os._exit(0)
-            os.setsid()
+            os.setpgid(0, 0)
     return "chain started"`, 0, result("chain started"), nil},
 		{"no process survived", countProcs, 0, result(true), failsWith("PermissionError")},
 		{"fork bomb", `
@@ -457,6 +457,16 @@ def main():
 		// A dumpable job would be core-dumped through a piped core_pattern
 		// to the host's disk whatever RLIMIT_CORE says (round 5).
 		{"become dumpable again", `def main(): return sc(157, 4, 1, 0, 0, 0)`, 0, result("EPERM"), nil},
+		// Each session is a scheduling group of its own (autogroup): a job
+		// of many took most of the CPU from its neighbours (round 13).
+		{"a session of its own in a child", `
+import subprocess
+def main():
+    try:
+        subprocess.run(["/bin/true"], start_new_session=True)
+        return "ok"
+    except OSError as e:
+        return errno.errorcode[e.errno]`, 0, result("EPERM"), nil},
 		// Landlock governs opening a file, not reading its extended
 		// attributes by path: at basic level a job read the host's
 		// (round 13). As on a filesystem without them; shutil copes.

@@ -53,6 +53,12 @@ var deniedSyscalls = []string{
 	// the template, which the filter cannot list. glibc signals threads with
 	// tgkill, whose thread group the filter checks.
 	"tkill",
+	// setsid: where the kernel groups processes by session for scheduling
+	// (autogroup, on by default), each session gets as much CPU as all of
+	// another job's processes together: a job of 60 sessions slowed a
+	// neighbour on another worker 7 to 9 times (outside attack round 13).
+	// The job process has a session of its own; all it starts stays in it.
+	"setsid",
 	// epoll watches count against a budget per uid (fs.epoll.max_user_watches)
 	// that a non-root server shares with its jobs: filled, the server could
 	// not accept a connection. worker.py points selectors at poll(2).
