@@ -72,10 +72,10 @@ func Handler(cfg Config, runner Runner, log zerolog.Logger) http.Handler {
 	r.Get("/health", s.health)
 	r.Get("/ready", s.ready)
 	r.Get("/info", s.info)
-	if cfg.Metrics != nil {
-		r.Method(http.MethodGet, "/metrics", cfg.Metrics.Handler())
-	}
 	keys := newAuth(cfg.APIKeys, cfg.PerKeyConcurrency)
+	if cfg.Metrics != nil {
+		r.With(keys.reader).Method(http.MethodGet, "/metrics", cfg.Metrics.Handler())
+	}
 	r.With(keys.middleware).Post("/execute", s.execute)
 	r.With(keys.middleware).Post("/v1/execute", s.v1Execute)
 	r.Get("/openapi.json", s.openapi)

@@ -91,7 +91,8 @@ func BenchmarkExecuteHandler(b *testing.B) {
 func TestAPIKeys(t *testing.T) {
 	ok := fakeRunner{out: worker.Outcome{Kind: worker.KindOK, Result: json.RawMessage(`1`)}}
 	h := Handler(Config{MaxScriptBytes: 1 << 20, DefaultTimeout: time.Second, MaxTimeout: time.Second,
-		APIKeys: []string{"key-one", "key-two"}}, ok, zerolog.Nop())
+		APIKeys: []string{"key-one", "key-two"}, PerKeyConcurrency: 1,
+		Metrics: metrics.New(func() pool.Stat { return pool.Stat{} })}, ok, zerolog.Nop())
 	tests := []struct {
 		name, path, auth string
 		status           int
@@ -103,11 +104,14 @@ func TestAPIKeys(t *testing.T) {
 		{"first key", "/execute", "Bearer key-one", 200},
 		{"second key", "/execute", "Bearer key-two", 200},
 		{"health stays open", "/health", "", 200},
+		// Other tenants' request counts, latencies and sizes (round 13).
+		{"metrics need a key", "/metrics", "", 401},
+		{"metrics with a key", "/metrics", "Bearer key-one", 200},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			method := "POST"
-			if tt.path == "/health" {
+			if tt.path == "/health" || tt.path == "/metrics" {
 				method = "GET"
 			}
 			req := httptest.NewRequest(method, tt.path, strings.NewReader(`{"script": "x"}`))
@@ -176,9 +180,15 @@ func TestMetrics(t *testing.T) {
 		`pyexec_pool_workers{state="busy"} 1`,
 		`pyexec_worker_kills_total{reason="cancelled"} 3`,
 		`pyexec_queue_wait_seconds_count 0`,
+		`process_resident_memory_bytes`,
 	} {
 		if !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+	// The process collector's network counters are the whole network
+	// namespace's: the host's traffic, other tenants' request sizes.
+	if strings.Contains(rec.Body.String(), "process_network_") {
+		t.Errorf("/metrics has the network namespace's traffic")
 	}
 }

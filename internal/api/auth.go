@@ -51,20 +51,42 @@ func (a *auth) match(token string) string {
 	return a.keys[found]
 }
 
+// key returns the configured key r presents, or answers 401 and returns "".
+func (a *auth) key(w http.ResponseWriter, r *http.Request) string {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	key := ""
+	if ok {
+		key = a.match(strings.TrimSpace(token))
+	}
+	if key == "" {
+		setOutcome(r, "unauthorized")
+		w.Header().Set("WWW-Authenticate", `Bearer realm="python-executor"`)
+		writeError(w, http.StatusUnauthorized, "Unauthorized: send Authorization: Bearer <API key>", "")
+	}
+	return key
+}
+
+// reader lets through requests that present a key, without counting them
+// against its concurrency: GET /metrics, whose request counts, latencies and
+// sizes tell one tenant about another's jobs (outside attack round 13).
+func (a *auth) reader(next http.Handler) http.Handler {
+	if len(a.keys) == 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.key(w, r) != "" {
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
 func (a *auth) middleware(next http.Handler) http.Handler {
 	if len(a.keys) == 0 {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		key := ""
-		if ok {
-			key = a.match(strings.TrimSpace(token))
-		}
+		key := a.key(w, r)
 		if key == "" {
-			setOutcome(r, "unauthorized")
-			w.Header().Set("WWW-Authenticate", `Bearer realm="python-executor"`)
-			writeError(w, http.StatusUnauthorized, "Unauthorized: send Authorization: Bearer <API key>", "")
 			return
 		}
 		if a.slots != nil {

@@ -6,12 +6,15 @@ package metrics
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/python-executor/python-executor/internal/pool"
 )
@@ -48,9 +51,19 @@ func New(stat func() pool.Stat) *Metrics {
 	return m
 }
 
-// Handler serves the metrics in the Prometheus text format.
+// Handler serves the metrics in the Prometheus text format, without the
+// process collector's network counters: they count the whole network
+// namespace the server runs in, the host's traffic at basic level, from
+// which an observer read the size of another tenant's requests to the byte
+// (outside attack round 13).
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+	gather := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		mfs, err := m.reg.Gather()
+		return slices.DeleteFunc(mfs, func(mf *dto.MetricFamily) bool {
+			return strings.HasPrefix(mf.GetName(), "process_network_")
+		}), err
+	})
+	return promhttp.HandlerFor(gather, promhttp.HandlerOpts{})
 }
 
 // Request records one finished POST /execute.
