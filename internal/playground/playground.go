@@ -63,6 +63,10 @@ func Handler(notFound http.Handler) http.Handler {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
+		// A page of another site that opened the playground keeps no handle
+		// on it (outside attack round 13 changed an open playground's
+		// fragment, and so its script, through window.open's handle).
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		if name == "index.html" {
 			var b [16]byte
 			rand.Read(b[:])

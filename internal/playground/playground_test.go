@@ -37,6 +37,10 @@ func TestPage(t *testing.T) {
 	if !strings.Contains(rec.Header().Get("Content-Security-Policy"), "default-src 'self'") {
 		t.Errorf("policy %q", rec.Header().Get("Content-Security-Policy"))
 	}
+	// Another site that opened the page keeps no handle on it.
+	if got := rec.Header().Get("Cross-Origin-Opener-Policy"); got != "same-origin" {
+		t.Errorf("Cross-Origin-Opener-Policy %q, want same-origin", got)
+	}
 	for _, bad := range []string{"http://", "https://", "//cdn"} {
 		if strings.Contains(rec.Body.String(), bad) {
 			t.Errorf("the page refers to %q", bad)

@@ -265,7 +265,7 @@ async function share() {
   }
 }
 
-async function fromFragment() {
+async function fromFragment(ask) {
   const m = /^#z=([A-Za-z0-9_-]+)$/.exec(location.hash);
   if (!m) return false;
   try {
@@ -273,7 +273,11 @@ async function fromFragment() {
     const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
     const text = await new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate-raw"))).text();
     const state = JSON.parse(text);
-    load({ script: String(state.script || ""), input: String(state.input || ""), timeout: String(state.timeout || "") });
+    const script = String(state.script || "");
+    // A link followed in an open page replaces its script only if the user
+    // says so: the page that opened this window may change its fragment.
+    if (ask && script !== editor.getText() && !confirm("Replace the script in the editor with the link's?")) return false;
+    load({ script, input: String(state.input || ""), timeout: String(state.timeout || "") });
     $("examples").value = "";
     return true;
   } catch {
@@ -354,7 +358,7 @@ document.addEventListener("keydown", (e) => {
     run();
   }
 });
-window.addEventListener("hashchange", () => fromFragment());
+window.addEventListener("hashchange", () => fromFragment(true));
 let saved = "auto";
 try { saved = localStorage.getItem("theme") || "auto"; } catch { /* private mode */ }
 setTheme(themes.includes(saved) ? saved : "auto");
