@@ -70,7 +70,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		c := client.New(server, *apiKey)
 		c.MaxRetries = -1
 		if err := c.Health(ctx); err != nil {
-			fmt.Fprintln(stderr, "pyexec:", err)
+			fmt.Fprintln(stderr, "pyexec:", terminalSafe(err.Error()))
 			return exitUsage
 		}
 		fmt.Fprintln(stdout, "healthy")
@@ -104,12 +104,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	c := client.New(server, *apiKey)
 	res, err := c.Execute(ctx, req)
 	if err != nil {
-		fmt.Fprintln(stderr, "pyexec:", err)
+		fmt.Fprintln(stderr, "pyexec:", terminalSafe(err.Error()))
 		return exitUsage
 	}
 	if *out != "" {
 		if err := writeOutputs(*out, res, stderr); err != nil {
-			fmt.Fprintln(stderr, "pyexec run: writing outputs:", err)
+			fmt.Fprintln(stderr, "pyexec run: writing outputs:", terminalSafe(err.Error()))
 			return exitUsage
 		}
 	}
@@ -252,8 +252,13 @@ func printResult(w io.Writer, res *client.Result, raw bool) error {
 			Images []image `json:"images"`
 		}{res, fs, ims}
 	}
-	enc := json.NewEncoder(w)
+	var buf strings.Builder
+	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, terminalSafe(buf.String()))
+	return err
 }

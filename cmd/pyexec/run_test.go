@@ -157,3 +157,49 @@ func TestJobPath(t *testing.T) {
 		}
 	}
 }
+
+// TestHostileServerCannotDriveTheTerminal: what a server says (an error, a
+// body that is not JSON, a job's output) reaches the terminal with escape
+// sequences, C1 controls and bidirectional overrides escaped (outside
+// attack round 13: a server set the window title, wrote the clipboard and
+// printed a fake "healthy" over a cleared screen).
+func TestHostileServerCannotDriveTheTerminal(t *testing.T) {
+	evil := "\x1b]0;owned\x07\x1b]52;c;ZWNobyBwd25lZA==\x07\x1b[2J\u009b31m\u202e"
+	for _, c := range []struct {
+		name, body string
+		status     int
+		args       []string
+	}{
+		{"error", `{"error":"` + strings.ReplaceAll(strings.ReplaceAll(evil, "\x1b", `\u001b`), "\x07", `\u0007`) + `","stdout":""}`, 400, []string{"run", "-"}},
+		{"not JSON", evil, 502, []string{"run", "-"}},
+		{"job's stdout", strings.Replace(okResp, `"stdout":"hi\n"`, `"stdout":"\u001b[2J\u009b31m\u202e"`, 1), 200, []string{"run", "-"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv, _ := fakeServer(t, c.status, c.body)
+			_, out, errOut := pyexec(t, map[string]string{"PYEXEC_SERVER": srv.URL}, "def main(): pass", c.args...)
+			for _, bad := range []string{"\x1b", "\x07", "\u009b", "\u202e"} {
+				if strings.Contains(out+errOut, bad) {
+					t.Errorf("%q reached the terminal: stdout %q, stderr %q", bad, out, errOut)
+				}
+			}
+			if !strings.Contains(out+errOut, `\u001b`) && !strings.Contains(out+errOut, `\u009b`) {
+				t.Errorf("the escapes are not shown: stdout %q, stderr %q", out, errOut)
+			}
+		})
+	}
+}
+
+func TestTerminalSafe(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain text\n\tindented": "plain text\n\tindented",
+		"héllo 🐍 \uFFFD":         "héllo 🐍 \uFFFD",
+		"\x1b[31mred":            `\u001b[31mred`,
+		"a\rb\x7fc":              `a\u000db\u007fc`,
+		"\u009b1m \u202eevil":    `\u009b1m \u202eevil`,
+		"bad \x9b byte":          `bad \u009b byte`,
+	} {
+		if got := terminalSafe(in); got != want {
+			t.Errorf("terminalSafe(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
