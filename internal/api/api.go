@@ -61,7 +61,7 @@ func Handler(cfg Config, runner Runner, log zerolog.Logger) http.Handler {
 	s := &server{cfg: cfg, runner: runner}
 	s.bodies = semaphore.NewWeighted(bodiesInFlight * max(s.v1BodyLimit(), s.maxBody()))
 	r := chi.NewRouter()
-	r.Use(linger, hlog.NewHandler(log), requestID, accessLog(cfg.Metrics), middleware.Recoverer)
+	r.Use(linger, hlog.NewHandler(log), requestID, accessLog(cfg.Metrics), middleware.Recoverer, sameOrigin)
 	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "Not found: "+r.URL.Path, "")
 	})
@@ -87,6 +87,21 @@ func Handler(cfg Config, runner Runner, log zerolog.Logger) http.Handler {
 		}
 	}
 	return r
+}
+
+// sameOrigin refuses POSTs a browser sends from another site (Sec-Fetch-Site,
+// or Origin against Host): without API keys, any web page a user visits
+// could otherwise run scripts on a server the user's browser reaches
+// (localhost, an intranet), with a text/plain body that needs no CORS
+// preflight (outside attack round 13). The playground is same-origin;
+// clients that are not browsers send neither header.
+func sameOrigin(next http.Handler) http.Handler {
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		setOutcome(r, "cross_origin")
+		writeError(w, http.StatusForbidden, "Forbidden: cross-origin requests from browsers are refused", "")
+	}))
+	return cop.Handler(next)
 }
 
 type server struct {

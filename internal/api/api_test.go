@@ -192,3 +192,37 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("/metrics has the network namespace's traffic")
 	}
 }
+
+// TestCrossOriginRequestsAreRefused: a page of another site cannot make a
+// visitor's browser run a script (a text/plain POST needs no preflight),
+// while same-origin pages (the playground) and non-browser clients can.
+func TestCrossOriginRequestsAreRefused(t *testing.T) {
+	h := testHandler(fakeRunner{out: worker.Outcome{Kind: worker.KindOK, Result: json.RawMessage(`1`)}})
+	for _, c := range []struct {
+		name    string
+		headers map[string]string
+		status  int
+	}{
+		{"no browser headers (curl, the CLI)", nil, 200},
+		{"same origin", map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": "http://example.com"}, 200},
+		{"typed in by the user", map[string]string{"Sec-Fetch-Site": "none"}, 200},
+		{"another site", map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "http://evil.test"}, 403},
+		{"another site, old browser", map[string]string{"Origin": "http://evil.test"}, 403},
+	} {
+		for _, path := range []string{"/execute", "/v1/execute"} {
+			req := httptest.NewRequest("POST", "http://example.com"+path, strings.NewReader(`{"script": "x"}`))
+			req.Header.Set("Content-Type", "text/plain")
+			for k, v := range c.headers {
+				req.Header.Set(k, v)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != c.status {
+				t.Errorf("%s, %s: got %d %s, want %d", c.name, path, rec.Code, rec.Body, c.status)
+			}
+			if c.status == 403 && !strings.Contains(rec.Body.String(), "cross-origin") {
+				t.Errorf("%s: 403 without the JSON error: %s", c.name, rec.Body)
+			}
+		}
+	}
+}
