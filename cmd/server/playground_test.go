@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"compress/flate"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -202,6 +205,27 @@ func TestPlayground(t *testing.T) {
 		t.Errorf("remembered script's result (-want +got):\n%s", diff)
 	}
 
+	// A link followed in the open page (its fragment changed, as a page
+	// of another site holding its window could: round 13) replaces the
+	// script only once the user confirms.
+	other := shareLink(t, "def main():\n    return 'swapped'")
+	text := `document.querySelector('[data-testid="script"]').textContent`
+	before := eval[string](t, ctx, text)
+	eval[bool](t, ctx, `(window.confirm = (m) => { window.asked = m; return false; }, true)`)
+	eval[string](t, ctx, `location.hash = "`+other+`"`)
+	if err := poll(ctx, `window.asked !== undefined`); err != nil {
+		t.Fatalf("a new link replaced the script without asking: %v", err)
+	}
+	if got := eval[string](t, ctx, text); got != before {
+		t.Errorf("declined, the editor holds %q, want %q", got, before)
+	}
+	eval[bool](t, ctx, `(window.confirm = () => true, true)`)
+	eval[string](t, ctx, `location.hash = "#"`)
+	eval[string](t, ctx, `location.hash = "`+other+`"`)
+	if err := poll(ctx, text+`.includes("swapped")`); err != nil {
+		t.Errorf("confirmed, the link's script did not replace the editor's: %v", err)
+	}
+
 	// Files the job wrote are offered as downloads.
 	downloads := t.TempDir()
 	allowDownloads := chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
@@ -393,6 +417,20 @@ func TestPlaygroundScreenshots(t *testing.T) {
 			}
 		})
 	}
+}
+
+// shareLink is the fragment of a share link for script, as the page makes
+// it: raw deflate of {"script", "input", "timeout"}, base64url.
+func shareLink(t *testing.T, script string) string {
+	t.Helper()
+	state, _ := json.Marshal(map[string]string{"script": script, "input": "", "timeout": ""})
+	var b bytes.Buffer
+	w, _ := flate.NewWriter(&b, flate.BestCompression)
+	w.Write(state)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return "#z=" + base64.RawURLEncoding.EncodeToString(b.Bytes())
 }
 
 // openAndRun navigates to each of urls in turn, waits for the page to be
