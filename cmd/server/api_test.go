@@ -477,3 +477,19 @@ func TestREADMESyntaxErrorExample(t *testing.T) {
 		t.Errorf("README's syntax_error example (-README +service):\n%s", diff)
 	}
 }
+
+// TestCrossSiteBrowserPostIsRefused: a page of another site cannot make a
+// visitor's browser run a script on the server (a text/plain body needs no
+// CORS preflight; outside attack round 13), on either endpoint; the answer
+// is the usual JSON error, as the OpenAPI document says.
+func TestCrossSiteBrowserPostIsRefused(t *testing.T) {
+	for _, path := range []string{"/execute", "/v1/execute"} {
+		req, _ := http.NewRequest("POST", shared.URL+path, strings.NewReader(script("def main(): return 42")))
+		req.Header.Set("Content-Type", "text/plain")
+		req.Header.Set("Origin", "http://evil.test")
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		if r := do(t, req); r.Status != http.StatusForbidden || !strings.Contains(r.Raw, "cross-origin") {
+			t.Errorf("%s: got %d %s, want 403", path, r.Status, r.Raw)
+		}
+	}
+}
