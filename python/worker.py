@@ -1834,8 +1834,6 @@ def run_job(child, fds, job, cfg, watch=None, keep=()):
                         meta["entries_limit"] = watch.max_entries
                     if over == "disk_too_deep":
                         meta["depth_limit"] = watch.max_depth
-                    if over == "file_table_limit":
-                        meta["file_table_limit"] = watch.file_growth
                     break
             for key, _ in events:
                 if key.fd == CTL_IN:

@@ -202,7 +202,6 @@ type meta struct {
 	UnnamedLimitBytes int64 `json:"unnamed_limit_bytes"` // status "disk_limit_unnamed"
 	EntriesLimit      int   `json:"entries_limit"`       // status "file_limit"
 	DepthLimit        int   `json:"depth_limit"`         // status "disk_too_deep"
-	FileTableLimit    int64 `json:"file_table_limit"`    // status "file_table_limit"
 
 	Python *PythonInfo `json:"python"` // a probe's "ready"
 
@@ -256,7 +255,7 @@ func outcome(m *meta, res *resultBody, job Job, lim Limits) Outcome {
 	case m.Status == "file_table_limit":
 		return fail(KindMemory, "Open files limit exceeded: the host's open files grew by more than %d while the job ran "+
 			"(a file a job maps stays open after its descriptor is closed; other jobs' files count too); the job was killed",
-			m.FileTableLimit)
+			lim.FileTableGrowth)
 	case m.Status == "memory_limit":
 		return fail(KindMemory, "Memory limit exceeded: the job's processes together may use at most %d MiB; the job was killed", lim.MemoryBytes>>20)
 	case res.Corrupt:
