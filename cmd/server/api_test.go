@@ -411,7 +411,19 @@ func TestAPIKeysAndMetrics(t *testing.T) {
 	if r := do(t, req); r.Status != 200 || r.Body["result"] != 1.0 {
 		t.Errorf("with a key: %d %s", r.Status, r.Raw)
 	}
+	// Metrics tell other tenants' counts, outcomes and latencies: with keys
+	// they need one too (outside attack round 13).
 	resp, err := http.Get(s.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("/metrics without a key: %d, want 401", resp.StatusCode)
+	}
+	req, _ = http.NewRequest("GET", s.URL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer k-one")
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

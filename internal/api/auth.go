@@ -59,7 +59,6 @@ func (a *auth) key(w http.ResponseWriter, r *http.Request) string {
 		key = a.match(strings.TrimSpace(token))
 	}
 	if key == "" {
-		setOutcome(r, "unauthorized")
 		w.Header().Set("WWW-Authenticate", `Bearer realm="python-executor"`)
 		writeError(w, http.StatusUnauthorized, "Unauthorized: send Authorization: Bearer <API key>", "")
 	}
@@ -87,6 +86,7 @@ func (a *auth) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := a.key(w, r)
 		if key == "" {
+			setOutcome(r, "unauthorized") // a job refused: counted in the request metrics
 			return
 		}
 		if a.slots != nil {
