@@ -7,6 +7,7 @@ run affects both alike. Prints CPU ms per job (the server and everything it
 started) and wall-clock quartiles.
 
     benchmarks/ab_cpu.py OLD_BINARY NEW_BINARY [--rounds 4] [--batch 25] [--fork-floor]
+                         [--server-args "--isolation basic"]
 
 --fork-floor adds a third contender, benchmarks/floor.py --fork: a warm
 interpreter that forks a child per script, with no isolation at all (issue
@@ -26,7 +27,7 @@ PANDAS = ("import pandas as pd\n\ndef main():\n    df = pd.DataFrame({\"name\": 
 HELLO = "def main():\n    return {'message': 'Hello, World!', 'value': 42}"
 
 
-def start(name, binary, port):
+def start(name, binary, port, extra=()):
     cg = "/sys/fs/cgroup/cpuacct/pyexec-ab-%s" % name
     os.makedirs(cg, exist_ok=True)
     if binary == "floor":
@@ -36,7 +37,7 @@ def start(name, binary, port):
         argv = [binary, "--addr", "127.0.0.1:%d" % port, "--pool-size", "2",
                 # uids of their own: two root servers cannot share a range
                 "--worker-uid", str(1800000000 + port * 16), "--worker-gid", str(1800000000 + port * 16),
-                "--worker-uids", "16"]
+                "--worker-uids", "16"] + list(extra)
     proc = subprocess.Popen(["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cg] + argv,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = "http://127.0.0.1:%d" % port
@@ -61,8 +62,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--batch", type=int, default=25)
     ap.add_argument("--fork-floor", action="store_true")
+    ap.add_argument("--server-args", default="", help="more flags for both servers")
     args = ap.parse_args()
-    servers = {"old": start("old", args.old, 18181), "new": start("new", args.new, 18182)}
+    extra = args.server_args.split()
+    servers = {"old": start("old", args.old, 18181, extra), "new": start("new", args.new, 18182, extra)}
     if args.fork_floor:
         servers["floor"] = start("floor", "floor", 18183)
     try:

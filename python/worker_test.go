@@ -106,6 +106,74 @@ print(json.dumps(got, sort_keys=True))
 	}
 }
 
+// TestOnlyKeptChildren runs the template's quick check after a job in a
+// real Python: a subreaper whose only children are the ones it keeps has no
+// process of the job left; an orphaned grandchild (reparented to it) or an
+// unreaped zombie means it has, and kill_all ends them while sparing the
+// kept child.
+func TestOnlyKeptChildren(t *testing.T) {
+	worker := workerFile(t)
+	src := `
+import importlib.util, json, os, sys, time
+spec = importlib.util.spec_from_file_location("w", sys.argv[1])
+w = importlib.util.module_from_spec(spec); spec.loader.exec_module(w)
+w.prctl(w.PR_SET_CHILD_SUBREAPER, 1)
+
+def state(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(") ", 1)[1][0]
+
+def until(cond):
+    deadline = time.monotonic() + 10
+    while not cond():
+        if time.monotonic() > deadline:
+            raise SystemExit("timed out")
+        time.sleep(0.01)
+
+got = {}
+kept = os.fork()
+if kept == 0:
+    time.sleep(60)
+    os._exit(0)
+keep = {kept}
+got["kept child only"] = w.only_kept_children(keep)
+r, wr = os.pipe()
+parent = os.fork()
+if parent == 0:
+    grandchild = os.fork()
+    if grandchild == 0:
+        time.sleep(60)
+        os._exit(0)
+    os.write(wr, b"%d" % grandchild)
+    os._exit(0)
+os.close(wr)
+grandchild = int(os.read(r, 32))
+os.waitpid(parent, 0)
+until(lambda: grandchild in w.children_of(os.getpid()))
+got["orphaned grandchild"] = w.only_kept_children(keep)
+w.kill_all(None, keep)
+got["after kill_all"] = w.only_kept_children(keep)
+zombie = os.fork()
+if zombie == 0:
+    os._exit(0)
+until(lambda: state(zombie) == "Z")
+got["zombie"] = w.only_kept_children(keep)
+w.reap()
+got["reaped"] = w.only_kept_children(keep)
+got["kept child alive"] = state(kept) == "S"
+os.kill(kept, 9)
+print(json.dumps(got))
+`
+	out, err := exec.Command("/usr/bin/python3", "-c", src, worker).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	want := `{"kept child only": true, "orphaned grandchild": false, "after kill_all": true, "zombie": false, "reaped": true, "kept child alive": true}`
+	if got := strings.TrimSpace(string(out)); got != want {
+		t.Errorf("got %s\nwant %s", got, want)
+	}
+}
+
 // TestProtectPid runs the seccomp program a zygote's child stacks on the
 // server's in a real Python (the zygote's pid is known only inside the
 // worker): every way to signal the protected pid, or open a pidfd on it,
