@@ -126,13 +126,20 @@ const bodiesInFlight = 4
 // 30 s read timeout).
 const smallBody = 1 << 20
 
-// readBody reads r's body, of at most limit bytes (more reads as limit+1),
-// once the bodies budget has room for it. release gives the room back: call
-// it once the body is decoded.
+// errBodyTooLarge is readBody's answer to a body over its limit, whether
+// its Content-Length says so (nothing is read then) or its bytes do.
+var errBodyTooLarge = errors.New("request body too large")
+
+// readBody reads r's body, of at most limit bytes, once the bodies budget
+// has room for it. release gives the room back: call it once the body is
+// decoded.
 func (s *server) readBody(r *http.Request, limit int64) (body []byte, release func(), err error) {
+	if r.ContentLength > limit {
+		return nil, func() {}, errBodyTooLarge
+	}
 	n := limit // a body that does not say its size may be as large as allowed
 	if r.ContentLength >= 0 {
-		n = min(r.ContentLength, limit)
+		n = r.ContentLength
 	}
 	n = max(n, 1)
 	early := n > smallBody
@@ -141,17 +148,24 @@ func (s *server) readBody(r *http.Request, limit int64) (body []byte, release fu
 			return nil, func() {}, err
 		}
 	}
+	release = func() {}
+	if early {
+		release = func() { s.bodies.Release(n) }
+	}
 	body, err = io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if !early {
-		if err != nil || int64(len(body)) > limit {
-			return body, func() {}, err
-		}
+	switch {
+	case err != nil:
+		return nil, release, err
+	case int64(len(body)) > limit:
+		return nil, release, errBodyTooLarge
+	case !early:
 		n = max(int64(len(body)), 1)
 		if err := s.bodies.Acquire(r.Context(), n); err != nil {
-			return nil, func() {}, err
+			return nil, release, err
 		}
+		release = func() { s.bodies.Release(n) }
 	}
-	return body, func() { s.bodies.Release(n) }, err
+	return body, release, nil
 }
 
 func (s *server) health(w http.ResponseWriter, r *http.Request) {
@@ -199,16 +213,13 @@ func (s *server) tooLarge() *badRequest {
 }
 
 func (s *server) decode(r *http.Request) (worker.Job, error) {
-	if r.ContentLength > s.maxBody() {
-		return worker.Job{}, s.tooLarge() // before reading any of it
-	}
 	body, release, err := s.readBody(r, s.maxBody())
 	defer release()
 	switch {
+	case errors.Is(err, errBodyTooLarge):
+		return worker.Job{}, s.tooLarge()
 	case err != nil:
 		return worker.Job{}, &badRequest{http.StatusBadRequest, "Could not read the request body"}
-	case int64(len(body)) > s.maxBody():
-		return worker.Job{}, s.tooLarge()
 	}
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http/httptest"
 	"strings"
@@ -90,13 +91,15 @@ func TestBodiesWaitForTheDecodeBudget(t *testing.T) {
 		}
 	}
 
-	// Over the limit: read as limit+1 bytes.
-	_, got, release, err := read(context.Background(), []byte(strings.Repeat("x", limit+10)), -1)
-	if err != nil || len(got) != limit+1 {
-		t.Fatalf("over the limit: got %d bytes, %v", len(got), err)
-	}
-	release()
-	if !free() {
-		t.Fatal("a body over the limit kept budget")
+	// Over the limit, by its bytes or by its Content-Length: one error.
+	for _, size := range []int64{-1, limit + 10} {
+		_, got, release, err := read(context.Background(), []byte(strings.Repeat("x", limit+10)), size)
+		if !errors.Is(err, errBodyTooLarge) || got != nil {
+			t.Fatalf("over the limit (Content-Length %d): got %d bytes, %v", size, len(got), err)
+		}
+		release()
+		if !free() {
+			t.Fatalf("a body over the limit (Content-Length %d) kept budget", size)
+		}
 	}
 }

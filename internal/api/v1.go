@@ -180,16 +180,10 @@ func (s *server) decodeV1(r *http.Request) (worker.Job, error) {
 	tooLarge := func(format string, a ...any) (worker.Job, error) {
 		return worker.Job{}, &badRequest{http.StatusRequestEntityTooLarge, fmt.Sprintf(format, a...)}
 	}
-	limit := s.v1BodyLimit()
-	var body []byte
-	var err error
-	if r.ContentLength <= limit { // -1: not said
-		var release func()
-		body, release, err = s.readBody(r, limit)
-		defer release()
-	}
+	body, release, err := s.readBody(r, s.v1BodyLimit())
+	defer release()
 	switch {
-	case r.ContentLength > limit || (err == nil && int64(len(body)) > limit):
+	case errors.Is(err, errBodyTooLarge):
 		return tooLarge("Request too large: the limits are %d bytes of script, %d of input and %d bytes in %d files",
 			s.cfg.MaxScriptBytes, s.cfg.MaxScriptBytes, s.cfg.MaxFilesBytes, s.cfg.MaxFiles)
 	case err != nil:
