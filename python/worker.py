@@ -1376,6 +1376,23 @@ def descendants(job_sid, keep):
     return victims
 
 
+CHILDREN_LISTS = False  # whether this kernel's children lists showed the waiting children
+
+
+def lists_children(pids):
+    """Whether this process's children lists name every one of pids, its
+    living children: where they do not (gVisor has no such file; a kernel
+    might leave it empty), kill_all always scans /proc."""
+    listed = set()
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            with open("/proc/self/task/%s/children" % tid, "rb") as f:
+                listed.update(int(pid) for pid in f.read().split())
+    except (OSError, ValueError):
+        return False
+    return bool(pids) and set(pids) <= listed
+
+
 def only_kept_children(keep):
     """Whether every child of this process, a subreaper, is in keep: then
     no process of a job is left, since each one has an ancestor among this
@@ -1441,7 +1458,7 @@ def kill_all(job_sid, keep, everyone=False, beat=None):
         reap()
         # The usual case, a job that left nothing, without reading every
         # process of the host (basic level).
-        if SUBREAPER and only_kept_children(keep):
+        if SUBREAPER and CHILDREN_LISTS and only_kept_children(keep):
             return
         # Zombies count too: a killed grandchild stays in /proc until the
         # subreaper (this process) inherits and reaps it.
@@ -1941,6 +1958,7 @@ def sweep_shared_dirs(cfg):
 
 
 def serve(cfg):
+    global CHILDREN_LISTS
     jobs = socket.socket(fileno=JOB_FDS)
     # Two waiting children in warm mode: one warmed for numpy and pandas
     # scripts, one plain for the rest (the server says which a job wants).
@@ -1972,6 +1990,7 @@ def serve(cfg):
             cleanup(first, zygote_pids())
             first.close()
             children[warm] = fork_child(cfg, warm)
+    CHILDREN_LISTS = lists_children([c.pid for c in children.values()] + zygote_pids())
     wipe(cfg["scratch"], children.values())
     send(ready)
     while True:

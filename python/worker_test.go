@@ -107,10 +107,10 @@ print(json.dumps(got, sort_keys=True))
 }
 
 // TestOnlyKeptChildren runs the template's quick check after a job in a
-// real Python: a subreaper whose only children are the ones it keeps has no
-// process of the job left; an orphaned grandchild (reparented to it) or an
-// unreaped zombie means it has, and kill_all ends them while sparing the
-// kept child.
+// real Python: the kernel's children lists name the living children; a
+// subreaper whose only children are the ones it keeps has no process of the
+// job left; an orphaned grandchild (reparented to it) or an unreaped zombie
+// means it has, and kill_all ends them while sparing the kept child.
 func TestOnlyKeptChildren(t *testing.T) {
 	worker := workerFile(t)
 	src := `
@@ -136,6 +136,8 @@ if kept == 0:
     time.sleep(60)
     os._exit(0)
 keep = {kept}
+w.CHILDREN_LISTS = w.lists_children([kept])
+got["children listed"] = w.CHILDREN_LISTS
 got["kept child only"] = w.only_kept_children(keep)
 r, wr = os.pipe()
 parent = os.fork()
@@ -168,7 +170,7 @@ print(json.dumps(got))
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	want := `{"kept child only": true, "orphaned grandchild": false, "after kill_all": true, "zombie": false, "reaped": true, "kept child alive": true}`
+	want := `{"children listed": true, "kept child only": true, "orphaned grandchild": false, "after kill_all": true, "zombie": false, "reaped": true, "kept child alive": true}`
 	if got := strings.TrimSpace(string(out)); got != want {
 		t.Errorf("got %s\nwant %s", got, want)
 	}
