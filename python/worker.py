@@ -1376,39 +1376,22 @@ def descendants(job_sid, keep):
     return victims
 
 
-CHILDREN_LISTS = False  # whether this kernel's children lists showed the waiting children
+CHILDREN_LISTS = False  # whether this kernel's children lists named the waiting children
 
 
-def lists_children(pids):
-    """Whether this process's children lists name every one of pids, its
-    living children: where they do not (gVisor has no such file; a kernel
-    might leave it empty), kill_all always scans /proc."""
-    listed = set()
+def listed_children():
+    """This process's children, zombies included until reaped, from its
+    threads' children lists; None where those cannot be read (gVisor has
+    no such file). They can only grow while this process, their only
+    reaper, reads them, so the read misses no one."""
+    out = set()
     try:
         for tid in os.listdir("/proc/self/task"):
             with open("/proc/self/task/%s/children" % tid, "rb") as f:
-                listed.update(int(pid) for pid in f.read().split())
+                out.update(int(pid) for pid in f.read().split())
     except (OSError, ValueError):
-        return False
-    return bool(pids) and set(pids) <= listed
-
-
-def only_kept_children(keep):
-    """Whether every child of this process, a subreaper, is in keep: then
-    no process of a job is left, since each one has an ancestor among this
-    process's children (an orphan is reparented here), zombies included
-    until reaped. The children lists can only grow while this process,
-    their only reaper, reads them, so the read misses no one. False where
-    they cannot be read (then the caller scans /proc)."""
-    try:
-        tids = os.listdir("/proc/self/task")
-        for tid in tids:
-            with open("/proc/self/task/%s/children" % tid, "rb") as f:
-                if any(int(pid) not in keep for pid in f.read().split()):
-                    return False
-    except (OSError, ValueError):
-        return False
-    return True
+        return None
+    return out
 
 
 def reap():
@@ -1457,9 +1440,13 @@ def kill_all(job_sid, keep, everyone=False, beat=None):
     for round in itertools.count():
         reap()
         # The usual case, a job that left nothing, without reading every
-        # process of the host (basic level).
-        if SUBREAPER and CHILDREN_LISTS and only_kept_children(keep):
-            return
+        # process of the host (basic level): a subreaper whose children are
+        # all kept has no process of the job left, since each one has an
+        # ancestor among its children (an orphan is reparented here).
+        if SUBREAPER and CHILDREN_LISTS:
+            listed = listed_children()
+            if listed is not None and listed.issubset(keep):
+                return
         # Zombies count too: a killed grandchild stays in /proc until the
         # subreaper (this process) inherits and reaps it.
         victims = descendants(scan_session, keep)
@@ -1990,7 +1977,9 @@ def serve(cfg):
             cleanup(first, zygote_pids())
             first.close()
             children[warm] = fork_child(cfg, warm)
-    CHILDREN_LISTS = lists_children([c.pid for c in children.values()] + zygote_pids())
+    # Where the kernel's children lists leave out a living child, kill_all
+    # always reads every process instead.
+    CHILDREN_LISTS = set([c.pid for c in children.values()] + zygote_pids()) <= (listed_children() or set())
     wipe(cfg["scratch"], children.values())
     send(ready)
     while True:
