@@ -60,6 +60,7 @@ type Config struct {
 func Handler(cfg Config, runner Runner, log zerolog.Logger) http.Handler {
 	s := &server{cfg: cfg, runner: runner}
 	s.bodies = semaphore.NewWeighted(bodiesInFlight * max(s.v1BodyLimit(), s.maxBody()))
+	s.smallBodies = semaphore.NewWeighted(smallBodiesInFlight * smallBody)
 	r := chi.NewRouter()
 	r.Use(linger, hlog.NewHandler(log), requestID, accessLog(cfg.Metrics), middleware.Recoverer, sameOrigin)
 	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -107,9 +108,10 @@ func sameOrigin(next http.Handler) http.Handler {
 type server struct {
 	cfg    Config
 	runner Runner
-	// bodies is what request bodies may take while they are decoded: each
-	// holds its size until its job is built.
-	bodies *semaphore.Weighted
+	// bodies is what request bodies over smallBody may take while they are
+	// decoded, smallBodies what the others may: each holds its size until
+	// its job is built.
+	bodies, smallBodies *semaphore.Weighted
 }
 
 // bodiesInFlight is how many of the largest request bodies the server reads
@@ -119,51 +121,69 @@ type server struct {
 // the server from 20 MiB to 1.8 GiB. More wait their turn.
 const bodiesInFlight = 4
 
-// smallBody is the size up to which a body that says its length is read
-// before it takes its share of the budget, to decode: a slow client with a
-// small request holds nothing while it sends, and cannot hold the larger
-// bodies up (a client sending a large one can, for at most the server's
-// 30 s read timeout).
+// smallBody is the size up to which a body is read before it takes its
+// share of a budget, and then a share of the small bodies' own budget
+// (smallBodiesInFlight of them), never of the large ones': a slow client
+// holds nothing until it has sent more than this, and large bodies, or
+// clients that send one slowly (for at most the server's 30 s read
+// timeout), never hold a small request up. (Four chunked requests of a
+// byte every 2 s held every other client's job for 15 to 29 s when a body
+// of unknown size took its share first: outside attack round 14.)
 const smallBody = 1 << 20
+
+// smallBodiesInFlight is how many bodies of smallBody the server decodes
+// at once; smaller ones take less.
+const smallBodiesInFlight = 32
 
 // errBodyTooLarge is readBody's answer to a body over its limit, whether
 // its Content-Length says so (nothing is read then) or its bytes do.
 var errBodyTooLarge = errors.New("request body too large")
 
-// readBody reads r's body, of at most limit bytes, once the bodies budget
-// has room for it. release gives the room back: call it once the body is
+// readBody reads r's body, of at most limit bytes, once its budget has
+// room for it. release gives the room back: call it once the body is
 // decoded.
 func (s *server) readBody(r *http.Request, limit int64) (body []byte, release func(), err error) {
+	release = func() {}
 	if r.ContentLength > limit {
-		return nil, func() {}, errBodyTooLarge
+		return nil, release, errBodyTooLarge
 	}
-	n := limit // a body that does not say its size may be as large as allowed
-	if r.ContentLength >= 0 {
-		n = r.ContentLength
+	take := func(sem *semaphore.Weighted, n int64) error {
+		n = max(n, 1)
+		if err := sem.Acquire(r.Context(), n); err != nil {
+			return err
+		}
+		release = func() { sem.Release(n) }
+		return nil
 	}
-	n = max(n, 1)
-	early := n > smallBody
-	if early {
-		if err := s.bodies.Acquire(r.Context(), n); err != nil {
-			return nil, func() {}, err
+	if r.ContentLength > smallBody {
+		// A large body that says so waits for its room before any of it
+		// is read.
+		if err := take(s.bodies, r.ContentLength); err != nil {
+			return nil, release, err
+		}
+		body, err = io.ReadAll(io.LimitReader(r.Body, limit+1))
+	} else {
+		// Small, or of unknown size: its first smallBody bytes first.
+		body, err = io.ReadAll(io.LimitReader(r.Body, min(limit, smallBody)+1))
+		switch {
+		case err != nil:
+		case int64(len(body)) <= smallBody:
+			err = take(s.smallBodies, int64(len(body)))
+		case r.ContentLength < 0 && limit > smallBody:
+			// Larger than a small body, of unknown size: the room for the
+			// largest allowed, then the rest.
+			if err = take(s.bodies, limit); err == nil {
+				var rest []byte
+				rest, err = io.ReadAll(io.LimitReader(r.Body, limit+1-int64(len(body))))
+				body = append(body, rest...)
+			}
 		}
 	}
-	release = func() {}
-	if early {
-		release = func() { s.bodies.Release(n) }
-	}
-	body, err = io.ReadAll(io.LimitReader(r.Body, limit+1))
 	switch {
 	case err != nil:
 		return nil, release, err
 	case int64(len(body)) > limit:
 		return nil, release, errBodyTooLarge
-	case !early:
-		n = max(int64(len(body)), 1)
-		if err := s.bodies.Acquire(r.Context(), n); err != nil {
-			return nil, release, err
-		}
-		release = func() { s.bodies.Release(n) }
 	}
 	return body, release, nil
 }
