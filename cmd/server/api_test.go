@@ -73,6 +73,8 @@ func TestScriptOutcomes(t *testing.T) {
 			map[string]any{"error": "The script exited with code 4 before main() returned (os._exit or a C extension called exit)", "stdout": "bye"}, "exited"},
 		{"segfault", script("import ctypes\ndef main():\n    ctypes.string_at(0)"),
 			map[string]any{"error": "The script crashed with a segmentation fault (SIGSEGV); a C extension, ctypes or a stack overflow from deep recursion can cause this", "stdout": ""}, "crashed"},
+		{"EAGAIN names the limits that answer it, not that one was hit", script("import os\ndef main():\n    r, w = os.pipe()\n    os.set_blocking(r, False)\n    os.read(r, 1)"),
+			map[string]any{"error": "BlockingIOError: [Errno 11] Resource temporarily unavailable (from starting a process or thread: a job may run at most 64 processes and threads; from a timer or a queued signal: at most 256 of those)", "stdout": ""}, "exception"},
 		{"main not callable", script("main = 5"),
 			map[string]any{"error": "Script must contain a main() function", "stdout": ""}, "missing_main"},
 		{"main returns None", script("def main():\n    pass"),
