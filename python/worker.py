@@ -2129,9 +2129,23 @@ def self_test(cfg):
         raise RuntimeError(why or "the sandbox self-test failed")
 
 
+def pin_source(path):
+    """Keeps this program's source in linecache for good: it runs as
+    /dev/fd/5, which main closes, and a traceback through its frames (a
+    job's logging.exception, traceback.print_exc, a v1 error's traceback)
+    would otherwise open whatever a job's descriptor 5 is then: a pipe it
+    blocked on until its time limit (outside attack round 15). An entry
+    without an mtime is never checked again."""
+    import linecache
+    if linecache.getlines(path):
+        size, _, lines, full = linecache.cache[path]
+        linecache.cache[path] = (size, None, lines, full)
+
+
 def main():
     global WARM
     os.umask(0o077)
+    pin_source(__file__)
     try:
         os.close(5)  # the program's own source, already read
     except OSError:

@@ -540,6 +540,26 @@ def main():
     fd = os.open("f", os.O_CREAT | os.O_RDWR)
     os.posix_fallocate(fd, 0, 4096)
     return [sc(285, fd, 1, 0, 1 << 20), os.fstat(fd).st_size]`, 0, result([]any{"ENOTSUP", 4096}), nil},
+		// Round 15: the worker runs as /dev/fd/5; a traceback through its
+		// frames read the job's own descriptor 5 (here a pipe) and hung.
+		{"a traceback through the worker's frames", `
+import traceback
+def main():
+    log = open("log.txt", "w")
+    r, w = os.pipe()
+    return any("run_script" in line for line in traceback.format_stack())`, 10, result(true), nil},
+		// Round 15: splice, tee and sendfile pin page-cache pages in pipes
+		// (3 GiB from one process); shutil falls back to read and write.
+		{"pages pinned in a pipe", `
+import shutil
+def main():
+    open("a", "wb").write(b"x" * 100000)
+    shutil.copyfile("a", "b")
+    fd = os.open("a", os.O_RDONLY)
+    r, w = os.pipe()
+    off = ctypes.c_long(0)
+    return [os.path.getsize("b"), sc(275, fd, ctypes.addressof(off), w, 0, 1, 0), sc(40, w, fd, 0, 1), sc(276, r, w, 1, 0)]`, 0,
+			result([]any{100000, "EINVAL", "EINVAL", "EINVAL"}), nil},
 		// Round 14: a syscall newer than the filter's review (file_setattr
 		// set inode flags by path, past Landlock) answers ENOSYS.
 		{"syscalls newer than the filter", `def main(): return [sc(468, 0, 0, 0, 0, 0), sc(469, 0, 0, 0, 0, 0), sc(600)]`, 0,

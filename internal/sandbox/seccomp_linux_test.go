@@ -96,6 +96,9 @@ func probe() {
 		"file_setattr (469, Linux 6.17)":        res(rawErr(unix.Syscall6(469, 0, 0, 0, 0, 0, 0))),
 		"fallocate 0":                           fallocateProbe(0),
 		"fallocate FALLOC_FL_KEEP_SIZE":         fallocateProbe(unix.FALLOC_FL_KEEP_SIZE),
+		"splice":                                pipeProbe(unix.SYS_SPLICE),
+		"tee":                                   pipeProbe(unix.SYS_TEE),
+		"sendfile":                              pipeProbe(unix.SYS_SENDFILE),
 		"fallocate PUNCH_HOLE|KEEP_SIZE":        fallocateProbe(unix.FALLOC_FL_PUNCH_HOLE | unix.FALLOC_FL_KEEP_SIZE),
 		"prctl PR_SET_DUMPABLE":                 res(unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0)),
 		"prctl PR_GET_DUMPABLE":                 res(unix.Prctl(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)),
@@ -144,6 +147,42 @@ func fallocateProbe(mode uint32) string {
 	defer unix.Unlink(path)
 	defer unix.Close(fd)
 	_, _, e := unix.Syscall6(unix.SYS_FALLOCATE, uintptr(fd), uintptr(mode), 0, 4096, 0, 0)
+	return errnoName(e)
+}
+
+// pipeProbe moves a byte of a new file (splice, sendfile) or of a pipe
+// (tee) into a pipe with syscall nr.
+func pipeProbe(nr uintptr) string {
+	path := fmt.Sprintf("%s/seccomp-pipe-probe-%d-%d", os.TempDir(), os.Getpid(), nr)
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL, 0o600)
+	if err != nil {
+		return err.Error()
+	}
+	defer unix.Unlink(path)
+	defer unix.Close(fd)
+	unix.Write(fd, []byte("x"))
+	var p, q [2]int
+	if err := unix.Pipe(p[:]); err != nil {
+		return err.Error()
+	}
+	defer unix.Close(p[0])
+	defer unix.Close(p[1])
+	if err := unix.Pipe(q[:]); err != nil {
+		return err.Error()
+	}
+	defer unix.Close(q[0])
+	defer unix.Close(q[1])
+	unix.Write(q[1], []byte("x"))
+	var off int64
+	var e unix.Errno
+	switch nr {
+	case unix.SYS_SPLICE:
+		_, _, e = unix.Syscall6(nr, uintptr(fd), uintptr(unsafe.Pointer(&off)), uintptr(p[1]), 0, 1, 0)
+	case unix.SYS_TEE:
+		_, _, e = unix.Syscall6(nr, uintptr(q[0]), uintptr(p[1]), 1, 0, 0, 0)
+	case unix.SYS_SENDFILE:
+		_, _, e = unix.Syscall6(nr, uintptr(p[1]), uintptr(fd), uintptr(unsafe.Pointer(&off)), 1, 0, 0)
+	}
 	return errnoName(e)
 }
 
@@ -349,7 +388,10 @@ func testSeccompFilter(t *testing.T, unixSockets bool) {
 		"socketpair AF_UNIX SOCK_SEQPACKET":     "ok",
 		"file_getattr (468, Linux 6.17)":        "ENOSYS",
 		"file_setattr (469, Linux 6.17)":        "ENOSYS",
-		"fallocate 0":                           "ok",
+		"fallocate 0":                           "ENOTSUP",
+		"splice":                                "EINVAL",
+		"tee":                                   "EINVAL",
+		"sendfile":                              "EINVAL",
 		"fallocate FALLOC_FL_KEEP_SIZE":         "ENOTSUP",
 		"fallocate PUNCH_HOLE|KEEP_SIZE":        "ENOTSUP",
 	}
