@@ -1385,8 +1385,10 @@ CHILDREN_LISTS = False  # whether this kernel's children lists named the waiting
 def listed_children():
     """This process's children, zombies included until reaped, from its
     threads' children lists; None where those cannot be read (gVisor has
-    no such file). They can only grow while this process, their only
-    reaper, reads them, so the read misses no one."""
+    no such file), and where any of them cannot (unlike children_of, whose
+    partial answer suits the memory watch's next poll: a partial one here
+    would let kill_all stop early). They can only grow while this process,
+    their only reaper, reads them, so the read misses no one."""
     out = set()
     try:
         for tid in os.listdir("/proc/self/task"):
