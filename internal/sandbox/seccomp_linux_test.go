@@ -136,15 +136,18 @@ func probe() {
 	json.NewEncoder(os.Stdout).Encode(out)
 }
 
+// tempFile opens a new file without a name in the temporary directory.
+func tempFile() (int, error) {
+	return unix.Open(os.TempDir(), unix.O_RDWR|unix.O_TMPFILE, 0o600)
+}
+
 // fallocateProbe allocates a page of a new file in the temporary directory
 // in the given mode.
 func fallocateProbe(mode uint32) string {
-	path := fmt.Sprintf("%s/seccomp-probe-%d-%d", os.TempDir(), os.Getpid(), mode)
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL, 0o600)
+	fd, err := tempFile()
 	if err != nil {
 		return err.Error()
 	}
-	defer unix.Unlink(path)
 	defer unix.Close(fd)
 	_, _, e := unix.Syscall6(unix.SYS_FALLOCATE, uintptr(fd), uintptr(mode), 0, 4096, 0, 0)
 	return errnoName(e)
@@ -153,12 +156,10 @@ func fallocateProbe(mode uint32) string {
 // pipeProbe moves a byte of a new file (splice, sendfile) or of a pipe
 // (tee) into a pipe with syscall nr.
 func pipeProbe(nr uintptr) string {
-	path := fmt.Sprintf("%s/seccomp-pipe-probe-%d-%d", os.TempDir(), os.Getpid(), nr)
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL, 0o600)
+	fd, err := tempFile()
 	if err != nil {
 		return err.Error()
 	}
-	defer unix.Unlink(path)
 	defer unix.Close(fd)
 	unix.Write(fd, []byte("x"))
 	var p, q [2]int
