@@ -142,7 +142,7 @@ def install_seccomp(program):
 
 
 def protect_pid(syscalls, pid):
-    """A second seccomp program, stacked on the server's: the syscalls named
+    """A second seccomp program, beside the server's: the syscalls named
     (by number: kill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo, pidfd_open,
     whose first argument is a pid) fail with EPERM when aimed at pid, whose
     number only this process knows. It reads the argument's low 32 bits, all
@@ -765,9 +765,11 @@ def child_main(cfg, warm, sock, scratch, guard=None):
                 pass  # no report: every warm child runs the warm-up script
         prctl(PR_SET_NO_NEW_PRIVS, 1)
         install_landlock(cfg["landlock"], cfg["landlock_abi"], [scratch])
-        install_seccomp(cfg["seccomp"])
+        # The guard first: the server's program refuses a job any program
+        # of its own, so nothing is installed after it.
         if guard is not None:
             install_seccomp(guard)
+        install_seccomp(cfg["seccomp"])
         without_epoll()
         ready = b"W"
         if pagemap is not None:

@@ -580,6 +580,43 @@ def main():
 def main():
     fds = (ctypes.c_int * 2)()
     return [sc(53, fam, 1, 0, ctypes.addressof(fds)) for fam in (2, 16, 30, 40)]`, 0, result([]any{"EPERM", "EPERM", "EPERM", "EPERM"}), nil},
+		// Round 16: a file may hold any number of record locks, kernel
+		// memory no limit counts (2 GiB from one job). They succeed
+		// without locking; sqlite3 keeps working.
+		{"record locks lock nothing", `
+import fcntl, sqlite3, struct
+def main():
+    fd = os.open("f", os.O_CREAT | os.O_RDWR)
+    os.write(fd, b"x" * 100)
+    fcntl.lockf(fd, fcntl.LOCK_EX, 1, 0)
+    fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack("hhqqi4x", fcntl.F_WRLCK, 0, 2, 1, 0))
+    other = os.open("f", os.O_RDWR)
+    q = fcntl.fcntl(other, fcntl.F_OFD_GETLK, struct.pack("hhqqi4x", fcntl.F_WRLCK, 0, 0, 10, 0))
+    db = sqlite3.connect("t.db")
+    db.execute("create table t (x)")
+    db.execute("insert into t values (41), (1)")
+    db.commit()
+    return [struct.unpack("hhqqi4x", q)[0] == fcntl.F_UNLCK, db.execute("select sum(x) from t").fetchone()[0]]`, 0,
+			result([]any{true, 42}), nil},
+		// Round 16: every socket filter and seccomp program is compiled
+		// into one budget for the whole host (net.core.bpf_jit_limit).
+		{"BPF programs of the job's own", `
+import struct
+def main():
+    a, b = socket.socketpair()
+    insn = ctypes.c_uint64(0xffff << 32 | 0x06)  # ret #0xffff
+    fprog = struct.pack("HxxxxxxQ", 1, ctypes.addressof(insn))
+    out = [attempt(lambda: a.setsockopt(socket.SOL_SOCKET, opt, fprog)) for opt in (26, 51)]
+    out += [attempt(lambda: a.setsockopt(socket.SOL_SOCKET, opt, 1)) for opt in (50, 52)]
+    buf = ctypes.create_string_buffer(fprog)
+    return out + [sc(317, 1, 0, ctypes.addressof(buf)), sc(157, 22, 2, ctypes.addressof(buf), 0, 0)]`, 0,
+			result([]any{"EPERM", "EPERM", "EPERM", "EPERM", "EPERM", "EPERM"}), nil},
+		// Round 16: at basic level an abstract name is the host's: a job
+		// could take one from a host service for as long as it runs.
+		{"bind an abstract name", `
+def main():
+    a, b = socket.socketpair()
+    return attempt(lambda: a.bind("\0` + abstract[1:] + `-squat"))`, 0, result("allowed"), result("EPERM")},
 		{"ctypes callbacks still work", `
 def main():
     cb = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(lambda x: x * 2)

@@ -70,6 +70,10 @@ var deniedSyscalls = []string{
 	// them, a whole huge page for a byte of it, after the job unmaps them:
 	// memory in no process's size, past every limit but a cgroup's.
 	"vmsplice",
+	// Seccomp filters of the job's own: compiled, as socket filters are
+	// (filterOptions), into the host's BPF budget, up to 32,768
+	// instructions per process. prctl(PR_SET_SECCOMP) is refused below.
+	"seccomp",
 	// SysV IPC: objects would outlive the job.
 	"shmget", "shmat", "shmctl", "shmdt", "msgget", "msgsnd", "msgrcv", "msgctl",
 	"semget", "semop", "semtimedop", "semctl",
@@ -113,11 +117,34 @@ var signalSyscalls = []string{"kill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueu
 // other tenants included.
 var fcntlRefused = []uint64{unix.F_SETOWN, unix.F_SETOWN_EX, unix.F_NOTIFY}
 
+// recordLockCommands are fcntl's byte-range lock commands, POSIX and open
+// file description forms (F_SETLK64 and friends are the same numbers on
+// 64-bit machines). Each range locked is a kernel record that no rlimit,
+// memory watch or cgroup (on the kernels we run on) counts, and a file may
+// have any number: a job held 1.7-2 GiB of them, past its 1 GiB limit and
+// its worker's memory cgroup, on files it had unlinked and kept only mapped
+// (outside attack round 16). They succeed without locking: sqlite3 and the
+// like keep working, and nothing outside the job could take the locks
+// anyway (a job's files are its own); only a job's own processes can no
+// longer exclude each other with them. F_GETLK stays: it truthfully finds
+// no lock. flock(2) stays too: one lock per open file, which the file
+// limits bound.
+var recordLockCommands = []uint32{unix.F_SETLK, unix.F_SETLKW, unix.F_OFD_SETLK, unix.F_OFD_SETLKW}
+
 // Socket options that let a socket's buffers grow past the system's
 // default size: kernel memory that neither RLIMIT_AS nor the memory watch
 // sees (a job of unix socketpairs filled with SO_SNDBUF raised queued 1.8 GiB
 // per process).
 var sockBufferOptions = []uint32{unix.SO_SNDBUF, unix.SO_RCVBUF, unix.SO_SNDBUFFORCE, unix.SO_RCVBUFFORCE}
+
+// filterOptions attach a BPF program to a socket. The kernel compiles each
+// into executable memory charged to one budget for every unprivileged
+// process on the host (net.core.bpf_jit_limit): 4,000 filters on socket
+// pairs took 234 of this host's 504 MiB, and once it is spent no process
+// can install a seccomp filter, every new job process included (outside
+// attack round 16). A job never needs them.
+var filterOptions = []uint32{unix.SO_ATTACH_FILTER, unix.SO_ATTACH_BPF, unix.SO_ATTACH_REUSEPORT_CBPF,
+	unix.SO_ATTACH_REUSEPORT_EBPF}
 
 // selfOnlySyscalls act on the process named by their first argument, 0 being
 // the caller. Another process of the same uid (the server itself, at basic
@@ -139,6 +166,16 @@ const cloneNamespaceFlags = unix.CLONE_NEWNS | unix.CLONE_NEWCGROUP | unix.CLONE
 // ioctls refused: terminal input injection and control, and the ioctl
 // forms of F_SETOWN, FIOSETOWN and SIOCSPGRP (linux/sockios.h).
 var refusedIoctls = []uint64{unix.TIOCSTI, unix.TIOCLINUX, 0x8901, 0x8902}
+
+// argLow is the offset of the low 32 bits of argument arg in seccomp_data:
+// all of it that the kernel reads for an int argument.
+func argLow(arg uint32) uint32 {
+	off := 16 + 8*arg // offsetof(struct seccomp_data, args[arg])
+	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
+		off += 4 // big-endian: the low word comes second
+	}
+	return off
+}
 
 // equal32 matches when the low 32 bits of argument arg equal v, whatever the
 // high bits hold: the kernel truncates an int argument, so kill(0x100000002)
@@ -194,13 +231,15 @@ func SignalSyscalls() ([]int, error) {
 //   - answers every syscall from firstUnreviewedSyscall on with ENOSYS,
 //   - answers xattrReaders and fallocate with EOPNOTSUPP, and pageMovers
 //     with EINVAL,
+//   - answers recordLockCommands with 0, without locking,
 //   - refuses clone with any namespace flag, deniedSyscalls, refusedIoctls,
-//     fcntlRefused, socket buffers grown past the default, selfOnlySyscalls
-//     aimed at another process, sockets and socket pairs of every family
-//     but AF_UNIX, and, unless unixSockets, AF_UNIX sockets too (AF_UNIX
-//     socketpair stays: its two ends belong to the job, but for the
-//     datagram types, which can send to any socket by path), and
-//     prctl(PR_SET_DUMPABLE), mmap(MAP_HUGETLB),
+//     fcntlRefused, socket buffers grown past the default, filterOptions,
+//     selfOnlySyscalls aimed at another process, sockets and socket pairs
+//     of every family but AF_UNIX, and, unless unixSockets, AF_UNIX sockets
+//     and bind too (AF_UNIX socketpair stays: its two ends belong to the
+//     job, but for the datagram types, which can send to any socket by
+//     path), and prctl(PR_SET_DUMPABLE), prctl(PR_SET_SECCOMP) (seccomp(2)
+//     is in deniedSyscalls), mmap(MAP_HUGETLB),
 //   - refuses to signal (or open a pidfd on) the protected pids, and every
 //     negative target: process groups and kill(-1), "everyone",
 //
@@ -237,6 +276,7 @@ func Seccomp(protected []int, unixSockets bool) ([]byte, error) {
 		// core_pattern (systemd-coredump, apport), which ignores
 		// RLIMIT_CORE and writes to the host's disk.
 		seccomp.NameWithConditions{Name: "prctl", Conditions: equal32(0, unix.PR_SET_DUMPABLE)},
+		seccomp.NameWithConditions{Name: "prctl", Conditions: equal32(0, unix.PR_SET_SECCOMP)},
 		// Huge pages come from the host's pool (vm.nr_hugepages), which
 		// no rlimit, memory watch or cgroup v1 memory limit counts: an
 		// outside attack drained it, one job holding 15 times its limit.
@@ -272,16 +312,25 @@ func Seccomp(protected []int, unixSockets bool) ([]byte, error) {
 	for _, cmd := range fcntlRefused {
 		conditional = append(conditional, seccomp.NameWithConditions{Name: "fcntl", Conditions: equal32(1, uint32(cmd))})
 	}
-	for _, opt := range sockBufferOptions {
+	for _, opt := range append(sockBufferOptions, filterOptions...) {
 		conditional = append(conditional, seccomp.NameWithConditions{Name: "setsockopt",
 			Conditions: append(equal32(1, unix.SOL_SOCKET), equal32(2, opt)...)})
+	}
+	denied := deniedSyscalls
+	if !unixSockets {
+		// bind gives a socket of a pair an address: an abstract name, in
+		// the host's network namespace at basic level, which a job could
+		// take from a host service (X11's, containerd's) for as long as it
+		// runs (outside attack round 16). Landlock scopes connecting to
+		// abstract names, not binding them. A pair needs no address.
+		denied = append(denied[:len(denied):len(denied)], "bind")
 	}
 	policy := seccomp.Policy{
 		DefaultAction: seccomp.ActionAllow,
 		// A syscall must appear in one group only: once its number
 		// matches, the library does not look at later groups.
 		Syscalls: []seccomp.SyscallGroup{
-			{Action: seccomp.ActionErrno, Names: deniedSyscalls},
+			{Action: seccomp.ActionErrno, Names: denied},
 			{Action: seccomp.ActionErrno | seccomp.Action(unix.ENOSYS), Names: []string{"clone3"}},
 			// fallocate reserves a file's blocks at once, faster than any
 			// watch: FALLOC_FL_KEEP_SIZE past the end of a file without
@@ -302,16 +351,33 @@ func Seccomp(protected []int, unixSockets bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	fcntl, ok := native.SyscallNames["fcntl"]
+	if !ok {
+		return nil, fmt.Errorf("seccomp: no syscall fcntl on %s", native.Name)
+	}
 	// The library lets other architectures through to the default action,
-	// which here is allow: kill them before its program runs.
-	prog := append([]bpf.Instruction{
+	// which here is allow: kill them before its program runs. It cannot
+	// answer 0 without the call, which recordLockCommands get here.
+	prog := []bpf.Instruction{
 		bpf.LoadAbsolute{Off: 4, Size: 4}, // seccomp_data.arch
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(native.ID), SkipTrue: 1},
 		bpf.RetConstant{Val: unix.SECCOMP_RET_KILL_PROCESS},
 		bpf.LoadAbsolute{Off: 0, Size: 4}, // seccomp_data.nr
 		bpf.JumpIf{Cond: bpf.JumpLessThan, Val: firstUnreviewedSyscall, SkipTrue: 1},
 		bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)},
-	}, insns...)
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(fcntl), SkipFalse: uint8(len(recordLockCommands) + 2)},
+		bpf.LoadAbsolute{Off: argLow(1), Size: 4},
+	}
+	for i, cmd := range recordLockCommands {
+		last := i == len(recordLockCommands)-1
+		skipFalse := uint8(0)
+		if last {
+			skipFalse = 1 // past the return, to the library's program
+		}
+		prog = append(prog, bpf.JumpIf{Cond: bpf.JumpEqual, Val: cmd, SkipTrue: uint8(len(recordLockCommands) - 1 - i), SkipFalse: skipFalse})
+	}
+	prog = append(prog, bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO}) // errno 0: returns 0
+	prog = append(prog, insns...)
 	raw, err := bpf.Assemble(prog)
 	if err != nil {
 		return nil, fmt.Errorf("assembling seccomp program: %w", err)

@@ -132,6 +132,19 @@ func probe() {
 		"mmap MAP_HUGETLB, shared":              mmapProbe(unix.MAP_SHARED | unix.MAP_ANONYMOUS | unix.MAP_HUGETLB),
 		"mmap anonymous":                        mmapProbe(unix.MAP_PRIVATE | unix.MAP_ANONYMOUS),
 		"mmap shared anonymous":                 mmapProbe(unix.MAP_SHARED | unix.MAP_ANONYMOUS),
+		"fcntl F_SETLK":                         lockProbe(unix.F_SETLK),
+		"fcntl F_SETLKW":                        lockProbe(unix.F_SETLKW),
+		"fcntl F_OFD_SETLK":                     lockProbe(unix.F_OFD_SETLK),
+		"fcntl F_OFD_SETLKW":                    lockProbe(unix.F_OFD_SETLKW),
+		"flock":                                 res(flockProbe()),
+		"SO_ATTACH_FILTER":                      sockoptProbe(unix.SOL_SOCKET, unix.SO_ATTACH_FILTER),
+		"SO_ATTACH_BPF":                         sockoptProbe(unix.SOL_SOCKET, unix.SO_ATTACH_BPF),
+		"SO_ATTACH_REUSEPORT_CBPF":              sockoptProbe(unix.SOL_SOCKET, unix.SO_ATTACH_REUSEPORT_CBPF),
+		"SO_ATTACH_REUSEPORT_EBPF":              sockoptProbe(unix.SOL_SOCKET, unix.SO_ATTACH_REUSEPORT_EBPF),
+		"seccomp":                               res(rawErr(unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_GET_ACTION_AVAIL, 0, 0))),
+		"prctl PR_SET_SECCOMP":                  res(unix.Prctl(unix.PR_SET_SECCOMP, unix.SECCOMP_MODE_FILTER, 0, 0, 0)),
+		"prctl PR_GET_SECCOMP":                  res(unix.Prctl(unix.PR_GET_SECCOMP, 0, 0, 0, 0)),
+		"bind abstract":                         bindProbe(),
 	}
 	json.NewEncoder(os.Stdout).Encode(out)
 }
@@ -151,6 +164,58 @@ func fallocateProbe(mode uint32) string {
 	defer unix.Close(fd)
 	_, _, e := unix.Syscall6(unix.SYS_FALLOCATE, uintptr(fd), uintptr(mode), 0, 4096, 0, 0)
 	return errnoName(e)
+}
+
+// lockProbe locks the first byte of a new file with fcntl command cmd, then
+// asks through another open file description whether anything locks it.
+func lockProbe(cmd int) string {
+	fd, err := tempFile()
+	if err != nil {
+		return err.Error()
+	}
+	defer unix.Close(fd)
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: 0, Len: 1}
+	if err := unix.FcntlFlock(uintptr(fd), cmd, &lk); err != nil {
+		return err.Error()
+	}
+	other, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", fd), unix.O_RDWR, 0)
+	if err != nil {
+		return err.Error()
+	}
+	defer unix.Close(other)
+	q := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: 0, Len: 1}
+	if err := unix.FcntlFlock(uintptr(other), unix.F_OFD_GETLK, &q); err != nil {
+		return "F_OFD_GETLK: " + err.Error()
+	}
+	if q.Type == unix.F_UNLCK {
+		return "ok, not locked"
+	}
+	return "ok, locked"
+}
+
+// flockProbe takes flock(2)'s lock on a new file.
+func flockProbe() error {
+	fd, err := tempFile()
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+}
+
+// bindProbe gives one end of a socket pair an abstract address.
+func bindProbe() string {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return err.Error()
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	err = unix.Bind(fds[0], &unix.SockaddrUnix{Name: fmt.Sprintf("@pyexec-seccomp-probe-%d", os.Getpid())})
+	if err == nil {
+		return "ok"
+	}
+	return unix.ErrnoName(err.(unix.Errno))
 }
 
 // pipeProbe moves a byte of a new file (splice, sendfile) or of a pipe
@@ -395,12 +460,27 @@ func testSeccompFilter(t *testing.T, unixSockets bool) {
 		"sendfile":                              "EINVAL",
 		"fallocate FALLOC_FL_KEEP_SIZE":         "ENOTSUP",
 		"fallocate PUNCH_HOLE|KEEP_SIZE":        "ENOTSUP",
+		// Record locks succeed without locking (recordLockCommands).
+		"fcntl F_SETLK":            "ok, not locked",
+		"fcntl F_SETLKW":           "ok, not locked",
+		"fcntl F_OFD_SETLK":        "ok, not locked",
+		"fcntl F_OFD_SETLKW":       "ok, not locked",
+		"flock":                    "ok",
+		"SO_ATTACH_FILTER":         "EPERM",
+		"SO_ATTACH_BPF":            "EPERM",
+		"SO_ATTACH_REUSEPORT_CBPF": "EPERM",
+		"SO_ATTACH_REUSEPORT_EBPF": "EPERM",
+		"seccomp":                  "EPERM",
+		"prctl PR_SET_SECCOMP":     "EPERM",
+		"prctl PR_GET_SECCOMP":     "ok",
+		"bind abstract":            "EPERM",
 	}
 	if unixSockets {
 		want["socket AF_UNIX"] = "ok"
 		want["socketpair AF_UNIX SOCK_DGRAM"] = "ok"
 		want["socketpair AF_UNIX SOCK_DGRAM|CLOEXEC"] = "ok"
 		want["socketpair AF_UNIX SOCK_RAW"] = "ok"
+		want["bind abstract"] = "ok" // in the job's own network namespace
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("syscalls under the filter (-want +got):\n%s", diff)
