@@ -7,11 +7,16 @@ run affects both alike. Prints CPU ms per job (the server and everything it
 started) and wall-clock quartiles.
 
     benchmarks/ab_cpu.py OLD_BINARY NEW_BINARY [--rounds 4] [--batch 25] [--fork-floor]
-                         [--server-args "--isolation basic"]
+                         [--server-args "--isolation basic"] [--gap 0.1]
 
 --fork-floor adds a third contender, benchmarks/floor.py --fork: a warm
 interpreter that forks a child per script, with no isolation at all (issue
 12's reference), measured the same way at the same time.
+
+--gap S waits S seconds after each answer before the next request (default
+0: back to back, a closed loop of one client), so that what a server does
+after an answer (preparing its next process) no longer runs beside the
+next job.
 """
 import argparse
 import json
@@ -63,6 +68,7 @@ def main():
     ap.add_argument("--batch", type=int, default=25)
     ap.add_argument("--fork-floor", action="store_true")
     ap.add_argument("--server-args", default="", help="more flags for both servers")
+    ap.add_argument("--gap", type=float, default=0, help="seconds between an answer and the next request")
     args = ap.parse_args()
     extra = args.server_args.split()
     servers = {"old": start("old", args.old, 18181, extra), "new": start("new", args.new, 18182, extra)}
@@ -81,6 +87,7 @@ def main():
                         t = time.perf_counter()
                         urllib.request.urlopen(urllib.request.Request(url + "/execute", data=body)).read()
                         wall[name].append((time.perf_counter() - t) * 1000)
+                        time.sleep(args.gap)
                     time.sleep(0.3)
                     cpu[name] += cpu_ns(cg) - c0
             n = args.rounds * args.batch

@@ -106,6 +106,60 @@ print(json.dumps(got, sort_keys=True))
 	}
 }
 
+// TestPopulate runs a warm child's page copy in a real Python: the pages
+// are copied (writing them afterwards takes no fault) and read, and a range
+// gone since the probe is skipped, not read (which would kill the child).
+func TestPopulate(t *testing.T) {
+	worker := workerFile(t)
+	src := `
+import ctypes, importlib.util, json, mmap, os, resource, sys
+spec = importlib.util.spec_from_file_location("w", sys.argv[1])
+w = importlib.util.module_from_spec(spec); spec.loader.exec_module(w)
+if not w.populate_supported():
+    print("unsupported"); sys.exit(0)
+n = 64
+m = mmap.mmap(-1, n * w.PAGE)
+for i in range(n):
+    m[i * w.PAGE] = 1
+x = ctypes.c_char.from_buffer(m); addr = ctypes.addressof(x); del x
+gone = mmap.mmap(-1, 4 * w.PAGE)
+x = ctypes.c_char.from_buffer(gone); gone_addr = ctypes.addressof(x); del x
+gone.close()
+r, wr = os.pipe()
+pid = os.fork()
+if pid == 0:
+    w.machine_idle = lambda fd: True  # read ahead whatever else runs
+    w.populate([(gone_addr, 4 * w.PAGE), (addr, n * w.PAGE)])
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for i in range(n):
+        m[i * w.PAGE] = 2
+    os.write(wr, b"%d" % (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before))
+    os._exit(0)
+os.close(wr)
+faults = int(os.read(r, 64) or -1)
+_, status = os.waitpid(pid, 0)
+print(json.dumps({"status": status, "faults_after": faults}))
+`
+	out, err := exec.Command("/usr/bin/python3", "-c", src, worker).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	got := strings.TrimSpace(string(out))
+	if got == "unsupported" {
+		t.Skip("this kernel lacks MADV_POPULATE_WRITE")
+	}
+	var res struct {
+		Status      int `json:"status"`
+		FaultsAfter int `json:"faults_after"`
+	}
+	if err := json.Unmarshal([]byte(got), &res); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if res.Status != 0 || res.FaultsAfter < 0 || res.FaultsAfter > 8 {
+		t.Errorf("child exited with status %d and took %d faults writing 64 copied pages; want 0 and none", res.Status, res.FaultsAfter)
+	}
+}
+
 // TestListedChildren runs the template's quick check after a job in a
 // real Python: the kernel's children lists name the living children; a
 // subreaper whose only children are the ones it keeps has no process of the
