@@ -12,7 +12,10 @@ CPU time and minor faults come from getrusage(RUSAGE_CHILDREN). Rows:
   fork+exit (os.fork)    what os.fork() costs a child that exits at once
   fork+exit (libc fork)  the same without CPython's at-fork hooks (worker.fork)
   warm-up script         a child that runs the warm-up script, as before
-  populate               a child that copies the probe's pages instead
+  populate, copy only    a child that copies the probe's pages instead, as
+                         worker.populate does while other tasks run
+  populate, read ahead   ... and reads a byte of each, as it does on an
+                         idle machine
   thread (X)             a child that starts and joins an empty thread, as
                          worker.in_background does to prepare at nice 19:
                          threading.Thread or a bare _thread
@@ -62,6 +65,18 @@ def probe():
         ranges = json.loads(f.read())
     os.waitpid(pid, 0)
     return ranges
+
+
+def copy_only(ranges):
+    """worker.populate on a busy machine: it copies and reads nothing ahead."""
+    w.machine_idle = lambda fd: False
+    w.populate(ranges)
+
+
+def read_ahead(ranges):
+    """worker.populate on an idle machine: it reads every copied page too."""
+    w.machine_idle = lambda fd: True
+    w.populate(ranges)
 
 
 def threading_thread():
@@ -124,8 +139,10 @@ def main():
         "job after warm-up script": (w.fork, timed_job(lambda: w.warm_child(WARM_SCRIPT))),
     }
     if ranges is not None:
-        rows["populate"] = (w.fork, lambda: w.populate(ranges))
-        rows["job after populate"] = (w.fork, timed_job(lambda: w.populate(ranges)))
+        rows["populate, copy only"] = (w.fork, lambda: copy_only(ranges))
+        rows["job after populate, copy only"] = (w.fork, timed_job(lambda: copy_only(ranges)))
+        rows["populate, read ahead"] = (w.fork, lambda: read_ahead(ranges))
+        rows["job after populate, read ahead"] = (w.fork, timed_job(lambda: read_ahead(ranges)))
     got = {k: [] for k in rows}
     for _ in range(rounds):
         for name, (fork, body) in rows.items():
