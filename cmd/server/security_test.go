@@ -611,6 +611,17 @@ def main():
     buf = ctypes.create_string_buffer(fprog)
     return out + [sc(317, 1, 0, ctypes.addressof(buf)), sc(157, 22, 2, ctypes.addressof(buf), 0, 0)]`, 0,
 			result([]any{"EPERM", "EPERM", "EPERM", "EPERM", "EPERM", "EPERM"}), nil},
+		// Round 17: a job's own Landlock rules pinned the host's inodes
+		// and kernel memory; one prctl took 1 GiB of kernel memory for a
+		// futex table. prctl takes only the options a job may use.
+		{"Landlock of the job's own", `def main(): return [sc(444, 0, 0, 1), sc(445, 3, 1, 0, 0), sc(446, 3, 0)]`, 0,
+			result([]any{"EPERM", "EPERM", "EPERM"}), nil},
+		{"prctl options", `
+def main():
+    name, got = ctypes.create_string_buffer(b"renamed"), ctypes.create_string_buffer(16)
+    return [sc(157, 78, 1, 1 << 24, 0, 0), sc(157, 0x53564d41, 0, 0, 0, 0), sc(157, 4, 1, 0, 0, 0),
+            sc(157, 15, ctypes.addressof(name), 0, 0, 0), sc(157, 16, ctypes.addressof(got), 0, 0, 0), got.value.decode()]`, 0,
+			result([]any{"EPERM", "EPERM", "EPERM", "ok", "ok", "renamed"}), nil},
 		// Round 16: at basic level an abstract name is the host's: a job
 		// could take one from a host service for as long as it runs.
 		{"bind an abstract name", `

@@ -72,8 +72,17 @@ var deniedSyscalls = []string{
 	"vmsplice",
 	// Seccomp filters of the job's own: compiled, as socket filters are
 	// (filterOptions), into the host's BPF budget, up to 32,768
-	// instructions per process. prctl(PR_SET_SECCOMP) is refused below.
+	// instructions per process. prctl(PR_SET_SECCOMP) is not in
+	// allowedPrctls.
 	"seccomp",
+	// Landlock of the job's own (its process installs the server's rules
+	// before this filter): a ruleset's rules hold kernel memory and their
+	// inodes, which no limit counts. An outside attack kept 780,000
+	// nameless files of the host's filesystem alive with rules on
+	// O_TMPFILE descriptors it then closed (their inodes, not their disk,
+	// at basic level), and 2.2 GiB of kernel memory in domains, each a
+	// copy of 65,536 rules kept by an open file's credentials (round 17).
+	"landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self",
 	// SysV IPC: objects would outlive the job.
 	"shmget", "shmat", "shmctl", "shmdt", "msgget", "msgsnd", "msgrcv", "msgctl",
 	"semget", "semop", "semtimedop", "semctl",
@@ -137,6 +146,35 @@ var recordLockCommands = []uint32{unix.F_SETLK, unix.F_SETLKW, unix.F_OFD_SETLK,
 // per process).
 var sockBufferOptions = []uint32{unix.SO_SNDBUF, unix.SO_RCVBUF, unix.SO_SNDBUFFORCE, unix.SO_RCVBUFFORCE}
 
+// allowedPrctls are the prctl options a job may use; the rest are refused,
+// an option newer than this list included, as new syscalls are
+// (firstUnreviewedSyscall). Among the refused: PR_SET_DUMPABLE (a job stays
+// non-dumpable, so no core dump of it reaches a piped core_pattern, such as
+// systemd-coredump or apport, which ignores RLIMIT_CORE and writes to the
+// host's disk), PR_SET_SECCOMP (filterOptions), PR_FUTEX_HASH (Linux 6.16:
+// a private futex table of the size the caller asks, up to 1 GiB of kernel
+// memory per process in one call, which no limit counted on non-root
+// servers, and whose owner the OOM killer does not pick: outside attack
+// round 17), PR_SET_VMA (names for anonymous mappings, kernel memory per
+// mapping), PR_SET_MM, PR_SET_PTRACER, PR_SET_CHILD_SUBREAPER,
+// PR_SCHED_CORE, PR_SET_SYSCALL_USER_DISPATCH and the architecture options
+// of other machines.
+var allowedPrctls = []uint32{
+	unix.PR_SET_PDEATHSIG, unix.PR_GET_PDEATHSIG, unix.PR_GET_DUMPABLE, unix.PR_GET_KEEPCAPS,
+	unix.PR_SET_KEEPCAPS, unix.PR_SET_NAME, unix.PR_GET_NAME, unix.PR_GET_SECCOMP, unix.PR_CAPBSET_READ,
+	unix.PR_GET_TSC, unix.PR_GET_SECUREBITS, unix.PR_SET_TIMERSLACK, unix.PR_GET_TIMERSLACK,
+	unix.PR_TASK_PERF_EVENTS_DISABLE, unix.PR_TASK_PERF_EVENTS_ENABLE, unix.PR_MCE_KILL_GET,
+	unix.PR_GET_CHILD_SUBREAPER, unix.PR_SET_NO_NEW_PRIVS, unix.PR_GET_NO_NEW_PRIVS, unix.PR_GET_TID_ADDRESS,
+	unix.PR_SET_THP_DISABLE, unix.PR_GET_THP_DISABLE, unix.PR_CAP_AMBIENT, unix.PR_GET_SPECULATION_CTRL,
+	unix.PR_SET_SPECULATION_CTRL, unix.PR_SET_MDWE, unix.PR_GET_MDWE, unix.PR_GET_MEMORY_MERGE,
+	unix.PR_GET_AUXV,
+	// arm64: vector lengths, pointer authentication, tagged addresses,
+	// shadow stacks (glibc may set them up in a program the job starts).
+	unix.PR_SVE_SET_VL, unix.PR_SVE_GET_VL, unix.PR_PAC_RESET_KEYS, unix.PR_PAC_SET_ENABLED_KEYS,
+	unix.PR_PAC_GET_ENABLED_KEYS, unix.PR_SET_TAGGED_ADDR_CTRL, unix.PR_GET_TAGGED_ADDR_CTRL,
+	unix.PR_GET_SHADOW_STACK_STATUS, unix.PR_SET_SHADOW_STACK_STATUS, unix.PR_LOCK_SHADOW_STACK_STATUS,
+}
+
 // filterOptions attach a BPF program to a socket. The kernel compiles each
 // into executable memory charged to one budget for every unprivileged
 // process on the host (net.core.bpf_jit_limit): 4,000 filters on socket
@@ -163,9 +201,38 @@ const sockTypeMask = 0xf
 const cloneNamespaceFlags = unix.CLONE_NEWNS | unix.CLONE_NEWCGROUP | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC |
 	unix.CLONE_NEWUSER | unix.CLONE_NEWPID | unix.CLONE_NEWNET
 
-// ioctls refused: terminal input injection and control, and the ioctl
-// forms of F_SETOWN, FIOSETOWN and SIOCSPGRP (linux/sockios.h).
-var refusedIoctls = []uint64{unix.TIOCSTI, unix.TIOCLINUX, 0x8901, 0x8902}
+// ioctls refused: terminal input injection and control, the ioctl forms
+// of F_SETOWN, FIOSETOWN and SIOCSPGRP (linux/sockios.h), and fscrypt's
+// keys, which a filesystem with encryption keeps in a keyring of its own
+// after the job (at basic level, the host's).
+var refusedIoctls = []uint64{unix.TIOCSTI, unix.TIOCLINUX, 0x8901, 0x8902,
+	unix.FS_IOC_ADD_ENCRYPTION_KEY, unix.FS_IOC_REMOVE_ENCRYPTION_KEY, unix.FS_IOC_REMOVE_ENCRYPTION_KEY_ALL_USERS}
+
+// argBlock returns instructions that, for syscall nr, return ret when the
+// low 32 bits of argument arg are among values (in) or are none of them
+// (!in), and otherwise go on to the next instruction after the block, as
+// they do for every other syscall.
+func argBlock(nr, arg uint32, values []uint32, in bool, ret uint32) []bpf.Instruction {
+	n := len(values)
+	prog := []bpf.Instruction{
+		bpf.LoadAbsolute{Off: 0, Size: 4}, // seccomp_data.nr
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: nr, SkipFalse: uint8(n + 2)},
+		bpf.LoadAbsolute{Off: argLow(arg), Size: 4},
+	}
+	for i, v := range values {
+		var skipTrue, skipFalse uint8
+		if in {
+			skipTrue = uint8(n - 1 - i) // to the return
+			if i == n-1 {
+				skipFalse = 1 // past it
+			}
+		} else {
+			skipTrue = uint8(n - i) // past the return
+		}
+		prog = append(prog, bpf.JumpIf{Cond: bpf.JumpEqual, Val: v, SkipTrue: skipTrue, SkipFalse: skipFalse})
+	}
+	return append(prog, bpf.RetConstant{Val: ret})
+}
 
 // argLow is the offset of the low 32 bits of argument arg in seccomp_data:
 // all of it that the kernel reads for an int argument.
@@ -232,14 +299,14 @@ func SignalSyscalls() ([]int, error) {
 //   - answers xattrReaders and fallocate with EOPNOTSUPP, and pageMovers
 //     with EINVAL,
 //   - answers recordLockCommands with 0, without locking,
+//   - refuses prctl options not in allowedPrctls,
 //   - refuses clone with any namespace flag, deniedSyscalls, refusedIoctls,
 //     fcntlRefused, socket buffers grown past the default, filterOptions,
 //     selfOnlySyscalls aimed at another process, sockets and socket pairs
 //     of every family but AF_UNIX, and, unless unixSockets, AF_UNIX sockets
 //     and bind too (AF_UNIX socketpair stays: its two ends belong to the
 //     job, but for the datagram types, which can send to any socket by
-//     path), and prctl(PR_SET_DUMPABLE), prctl(PR_SET_SECCOMP) (seccomp(2)
-//     is in deniedSyscalls), mmap(MAP_HUGETLB),
+//     path), and mmap(MAP_HUGETLB),
 //   - refuses to signal (or open a pidfd on) the protected pids, and every
 //     negative target: process groups and kill(-1), "everyone",
 //
@@ -272,11 +339,6 @@ func Seccomp(protected []int, unixSockets bool) ([]byte, error) {
 		// The kernel builds a pair of any family's sockets (loading its
 		// module) before most families refuse pairs; TIPC makes them.
 		seccomp.NameWithConditions{Name: "socketpair", Conditions: []seccomp.Condition{{Argument: 0, Operation: seccomp.NotEqual, Value: unix.AF_UNIX}}},
-		// A job stays non-dumpable: no core dump of it reaches a piped
-		// core_pattern (systemd-coredump, apport), which ignores
-		// RLIMIT_CORE and writes to the host's disk.
-		seccomp.NameWithConditions{Name: "prctl", Conditions: equal32(0, unix.PR_SET_DUMPABLE)},
-		seccomp.NameWithConditions{Name: "prctl", Conditions: equal32(0, unix.PR_SET_SECCOMP)},
 		// Huge pages come from the host's pool (vm.nr_hugepages), which
 		// no rlimit, memory watch or cgroup v1 memory limit counts: an
 		// outside attack drained it, one job holding 15 times its limit.
@@ -351,13 +413,15 @@ func Seccomp(protected []int, unixSockets bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	fcntl, ok := native.SyscallNames["fcntl"]
-	if !ok {
-		return nil, fmt.Errorf("seccomp: no syscall fcntl on %s", native.Name)
+	fcntl, okFcntl := native.SyscallNames["fcntl"]
+	prctl, okPrctl := native.SyscallNames["prctl"]
+	if !okFcntl || !okPrctl {
+		return nil, fmt.Errorf("seccomp: no syscall fcntl or prctl on %s", native.Name)
 	}
 	// The library lets other architectures through to the default action,
-	// which here is allow: kill them before its program runs. It cannot
-	// answer 0 without the call, which recordLockCommands get here.
+	// which here is allow: kill them before its program runs. Nor can it
+	// answer 0 without the call (recordLockCommands) or allow a list of
+	// argument values and refuse the rest (allowedPrctls).
 	prog := []bpf.Instruction{
 		bpf.LoadAbsolute{Off: 4, Size: 4}, // seccomp_data.arch
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(native.ID), SkipTrue: 1},
@@ -365,18 +429,9 @@ func Seccomp(protected []int, unixSockets bool) ([]byte, error) {
 		bpf.LoadAbsolute{Off: 0, Size: 4}, // seccomp_data.nr
 		bpf.JumpIf{Cond: bpf.JumpLessThan, Val: firstUnreviewedSyscall, SkipTrue: 1},
 		bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(fcntl), SkipFalse: uint8(len(recordLockCommands) + 2)},
-		bpf.LoadAbsolute{Off: argLow(1), Size: 4},
 	}
-	for i, cmd := range recordLockCommands {
-		last := i == len(recordLockCommands)-1
-		skipFalse := uint8(0)
-		if last {
-			skipFalse = 1 // past the return, to the library's program
-		}
-		prog = append(prog, bpf.JumpIf{Cond: bpf.JumpEqual, Val: cmd, SkipTrue: uint8(len(recordLockCommands) - 1 - i), SkipFalse: skipFalse})
-	}
-	prog = append(prog, bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO}) // errno 0: returns 0
+	prog = append(prog, argBlock(uint32(fcntl), 1, recordLockCommands, true, unix.SECCOMP_RET_ERRNO)...) // errno 0: returns 0
+	prog = append(prog, argBlock(uint32(prctl), 0, allowedPrctls, false, unix.SECCOMP_RET_ERRNO|uint32(unix.EPERM))...)
 	prog = append(prog, insns...)
 	raw, err := bpf.Assemble(prog)
 	if err != nil {

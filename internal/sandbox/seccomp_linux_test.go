@@ -145,6 +145,14 @@ func probe() {
 		"prctl PR_SET_SECCOMP":                  res(unix.Prctl(unix.PR_SET_SECCOMP, unix.SECCOMP_MODE_FILTER, 0, 0, 0)),
 		"prctl PR_GET_SECCOMP":                  res(unix.Prctl(unix.PR_GET_SECCOMP, 0, 0, 0, 0)),
 		"bind abstract":                         bindProbe(),
+		"prctl PR_FUTEX_HASH":                   res(rawErr(unix.Syscall6(unix.SYS_PRCTL, unix.PR_FUTEX_HASH, unix.PR_FUTEX_HASH_GET_SLOTS, 0, 0, 0, 0))),
+		"prctl PR_SET_VMA":                      res(rawErr(unix.Syscall6(unix.SYS_PRCTL, unix.PR_SET_VMA, 0, 0, 0, 0, 0))),
+		"prctl PR_SET_NAME":                     res(unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte("probe\x00")[0])), 0, 0, 0)),
+		"prctl PR_GET_NAME, high bits":          res(rawErr(unix.Syscall6(unix.SYS_PRCTL, unix.PR_GET_NAME|1<<32, uintptr(unsafe.Pointer(&make([]byte, 16)[0])), 0, 0, 0, 0))),
+		"prctl PR_SET_DUMPABLE, high bits":      res(rawErr(unix.Syscall6(unix.SYS_PRCTL, unix.PR_SET_DUMPABLE|1<<32, 1, 0, 0, 0, 0))),
+		"prctl 1000 (no such option)":           res(rawErr(unix.Syscall6(unix.SYS_PRCTL, 1000, 0, 0, 0, 0, 0))),
+		"landlock_create_ruleset":               res(rawErr(unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, 1))), // LANDLOCK_CREATE_RULESET_VERSION
+		"ioctl FS_IOC_ADD_ENCRYPTION_KEY":       res(rawErr(unix.Syscall(unix.SYS_IOCTL, 0, unix.FS_IOC_ADD_ENCRYPTION_KEY, 0))),
 	}
 	json.NewEncoder(os.Stdout).Encode(out)
 }
@@ -461,19 +469,27 @@ func testSeccompFilter(t *testing.T, unixSockets bool) {
 		"fallocate FALLOC_FL_KEEP_SIZE":         "ENOTSUP",
 		"fallocate PUNCH_HOLE|KEEP_SIZE":        "ENOTSUP",
 		// Record locks succeed without locking (recordLockCommands).
-		"fcntl F_SETLK":            "ok, not locked",
-		"fcntl F_SETLKW":           "ok, not locked",
-		"fcntl F_OFD_SETLK":        "ok, not locked",
-		"fcntl F_OFD_SETLKW":       "ok, not locked",
-		"flock":                    "ok",
-		"SO_ATTACH_FILTER":         "EPERM",
-		"SO_ATTACH_BPF":            "EPERM",
-		"SO_ATTACH_REUSEPORT_CBPF": "EPERM",
-		"SO_ATTACH_REUSEPORT_EBPF": "EPERM",
-		"seccomp":                  "EPERM",
-		"prctl PR_SET_SECCOMP":     "EPERM",
-		"prctl PR_GET_SECCOMP":     "ok",
-		"bind abstract":            "EPERM",
+		"fcntl F_SETLK":                    "ok, not locked",
+		"fcntl F_SETLKW":                   "ok, not locked",
+		"fcntl F_OFD_SETLK":                "ok, not locked",
+		"fcntl F_OFD_SETLKW":               "ok, not locked",
+		"flock":                            "ok",
+		"SO_ATTACH_FILTER":                 "EPERM",
+		"SO_ATTACH_BPF":                    "EPERM",
+		"SO_ATTACH_REUSEPORT_CBPF":         "EPERM",
+		"SO_ATTACH_REUSEPORT_EBPF":         "EPERM",
+		"seccomp":                          "EPERM",
+		"prctl PR_SET_SECCOMP":             "EPERM",
+		"prctl PR_GET_SECCOMP":             "ok",
+		"bind abstract":                    "EPERM",
+		"prctl PR_FUTEX_HASH":              "EPERM",
+		"prctl PR_SET_VMA":                 "EPERM",
+		"prctl PR_SET_NAME":                "ok",
+		"prctl PR_GET_NAME, high bits":     "ok", // the kernel reads the low 32 bits
+		"prctl PR_SET_DUMPABLE, high bits": "EPERM",
+		"prctl 1000 (no such option)":      "EPERM",
+		"landlock_create_ruleset":          "EPERM",
+		"ioctl FS_IOC_ADD_ENCRYPTION_KEY":  "EPERM",
 	}
 	if unixSockets {
 		want["socket AF_UNIX"] = "ok"
