@@ -954,13 +954,14 @@ def populate(ranges):
 
     The reads are for virtual machines that map a process's pages for the
     hypervisor on its first access to each (this repository's VM): there a
-    copied page still costs its first touch, and the seed's pandas job
-    answered in 13.5 ms instead of 22.8 with its pages read ahead, for the
-    same CPU. But there two processes that fault at once each pay twice, so
-    the reads give way whenever another task is runnable (another worker's
-    job, say), and what they leave out the job touches itself, as before
-    (benchmarks/README.md, "Cost per job"). Elsewhere reading a page that
-    is mapped costs a TLB miss."""
+    copied page still costs its first touch, and the seed's pandas job,
+    sent 0.15 s after the last answer, answered in 15.8 ms instead of 25.5
+    with its pages read ahead, for the same CPU. But there two processes
+    that fault at once each pay twice, so the reads give way whenever
+    another task is runnable (another worker's job, say), and what they
+    leave out the job touches itself, as before (benchmarks/README.md,
+    "Cost per job"). Elsewhere reading a page that is mapped costs a TLB
+    miss."""
     copied = [(addr, length) for addr, length in ranges
               if libc.madvise(addr, length, MADV_POPULATE_WRITE) == 0]  # a range gone since the probe: skipped
     try:

@@ -133,11 +133,11 @@ var fcntlRefused = []uint64{unix.F_SETOWN, unix.F_SETOWN_EX, unix.F_NOTIFY}
 // have any number: a job held 1.7-2 GiB of them, past its 1 GiB limit and
 // its worker's memory cgroup, on files it had unlinked and kept only mapped
 // (outside attack round 16). They succeed without locking: sqlite3 and the
-// like keep working, and nothing outside the job could take the locks
-// anyway (a job's files are its own); only a job's own processes can no
-// longer exclude each other with them. F_GETLK stays: it truthfully finds
-// no lock. flock(2) stays too: one lock per open file, which the file
-// limits bound.
+// like keep working on the job's own files, and a job's processes can no
+// longer exclude each other with them (nor hold up a host process that
+// locks a file the job can read). F_GETLK stays: it truthfully finds no
+// lock. flock(2) stays too: one lock per open file, which the file limits
+// bound.
 var recordLockCommands = []uint32{unix.F_SETLK, unix.F_SETLKW, unix.F_OFD_SETLK, unix.F_OFD_SETLKW}
 
 // Socket options that let a socket's buffers grow past the system's
