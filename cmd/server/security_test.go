@@ -622,6 +622,19 @@ def main():
     return [sc(157, 78, 1, 1 << 24, 0, 0), sc(157, 0x53564d41, 0, 0, 0, 0), sc(157, 4, 1, 0, 0, 0),
             sc(157, 15, ctypes.addressof(name), 0, 0, 0), sc(157, 16, ctypes.addressof(got), 0, 0, 0), got.value.decode()]`, 0,
 			result([]any{"EPERM", "EPERM", "EPERM", "ok", "ok", "renamed"}), nil},
+		// Round 18: the policy of each range of shared memory is kernel
+		// memory that unmapping does not free. BLAS still works.
+		{"memory policies of ranges", `
+import mmap
+import numpy as np
+def main():
+    m = mmap.mmap(-1, 1 << 20)
+    buf = ctypes.c_char.from_buffer(m)
+    node = ctypes.c_ulong(1)
+    out = [sc(237, ctypes.addressof(buf), 4096, 2, ctypes.addressof(node), 64, 0)]
+    del buf
+    return out + [float(np.dot(np.ones((300, 300)), np.ones((300, 300)))[0, 0])]`, 0,
+			result([]any{"EPERM", 300}), nil},
 		// Round 16: at basic level an abstract name is the host's: a job
 		// could take one from a host service for as long as it runs.
 		{"bind an abstract name", `

@@ -153,6 +153,8 @@ func probe() {
 		"prctl 1000 (no such option)":           res(rawErr(unix.Syscall6(unix.SYS_PRCTL, 1000, 0, 0, 0, 0, 0))),
 		"landlock_create_ruleset":               res(rawErr(unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, 1))), // LANDLOCK_CREATE_RULESET_VERSION
 		"ioctl FS_IOC_ADD_ENCRYPTION_KEY":       res(rawErr(unix.Syscall(unix.SYS_IOCTL, 0, unix.FS_IOC_ADD_ENCRYPTION_KEY, 0))),
+		"mbind":                                 res(rawErr(unix.Syscall6(unix.SYS_MBIND, 0, 0, 0, 0, 0, 0))),
+		"set_mempolicy (MPOL_DEFAULT)":          res(rawErr(unix.Syscall(unix.SYS_SET_MEMPOLICY, 0, 0, 0))),
 	}
 	json.NewEncoder(os.Stdout).Encode(out)
 }
@@ -490,6 +492,8 @@ func testSeccompFilter(t *testing.T, unixSockets bool) {
 		"prctl 1000 (no such option)":      "EPERM",
 		"landlock_create_ruleset":          "EPERM",
 		"ioctl FS_IOC_ADD_ENCRYPTION_KEY":  "EPERM",
+		"mbind":                            "EPERM",
+		"set_mempolicy (MPOL_DEFAULT)":     "ok",
 	}
 	if unixSockets {
 		want["socket AF_UNIX"] = "ok"
