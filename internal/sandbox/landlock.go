@@ -15,8 +15,14 @@ type LandlockRules struct {
 	Devices []string `json:"devices"` // device files opened for reading and writing
 }
 
-// devices are the character devices a job may open.
-var devices = []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"}
+// devices are the character devices a job may open for writing, and
+// readDevices those it may only read. /dev/zero is read-only: a shared
+// writable mapping of it is shared anonymous memory, whose pages outlive
+// their mapping (see the mmap rule in Seccomp).
+var (
+	devices     = []string{"/dev/null", "/dev/full"}
+	readDevices = []string{"/dev/zero", "/dev/random", "/dev/urandom"}
+)
 
 // etcFiles are the only files of /etc a job needs: the dynamic loader's
 // cache (to start a program), time zones, Python's, matplotlib's and
@@ -29,7 +35,7 @@ func landlockRules(level Level) LandlockRules {
 	if level == LevelNamespaces {
 		// The sandbox's root holds only what bubblewrap bound into it.
 		return LandlockRules{
-			Read:    append([]string{"/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32", "/proc"}, etcFiles...),
+			Read:    append(append([]string{"/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32", "/proc"}, etcFiles...), readDevices...),
 			Write:   []string{"/dev/shm"},
 			Devices: devices,
 		}
@@ -40,7 +46,7 @@ func landlockRules(level Level) LandlockRules {
 	// whose net/ and mountinfo describe the host.
 	read := usrBut("local")
 	read = append(read, "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32", "/proc/cpuinfo", "/proc/meminfo")
-	return LandlockRules{Read: append(read, etcFiles...), Devices: devices}
+	return LandlockRules{Read: append(append(read, etcFiles...), readDevices...), Devices: devices}
 }
 
 // usrBut lists /usr's entries except the named ones.
