@@ -361,8 +361,12 @@ def main():
     def connect():
         s = socket.socket(socket.AF_UNIX)
         s.connect("\0` + abstract[1:] + `")
-    return attempt(connect)`, 0, result("ECONNREFUSED"), result("EPERM")},
-		{"unix sockets at basic level", `def main(): return attempt(lambda: socket.socket(socket.AF_UNIX))`, 0, result("allowed"), result("EPERM")},
+    return attempt(connect)`, 0, result("EPERM"), nil},
+		// Round 19: in a network namespace of its own a job listened on a
+		// unix socket and filled its accept queue with connections whose
+		// clients had closed, memory no limit saw. Only pairs are made.
+		{"unix sockets", `def main(): return [attempt(lambda: socket.socket(socket.AF_UNIX, t)) for t in (socket.SOCK_STREAM, socket.SOCK_DGRAM)]`, 0,
+			result([]any{"EPERM", "EPERM"}), nil},
 		{"socketpair still works", `
 def main():
     a, b = socket.socketpair()
@@ -566,8 +570,7 @@ def main():
 		{"syscalls newer than the filter", `def main(): return [sc(468, 0, 0, 0, 0, 0), sc(469, 0, 0, 0, 0, 0), sc(600)]`, 0,
 			result([]any{"ENOSYS", "ENOSYS", "ENOSYS"}), nil},
 		// Round 14: a datagram socket pair sends to any unix socket by
-		// path; at basic level there are no such pairs, and the sandbox
-		// holds no host socket.
+		// path; there are no such pairs.
 		{"datagram to a host unix socket", `
 def main():
     try:
@@ -575,7 +578,7 @@ def main():
         a.sendto(b"forged log line", "` + dgramPath + `")
         return "sent"
     except OSError as e:
-        return errno.errorcode[e.errno]`, 0, nothingReceived(dgram, result("ENOENT")), nothingReceived(dgram, result("EPERM"))},
+        return errno.errorcode[e.errno]`, 0, nothingReceived(dgram, result("EPERM")), nil},
 		{"a socket pair of another family", `
 def main():
     fds = (ctypes.c_int * 2)()
@@ -648,11 +651,12 @@ def main():
     return out + [float(np.dot(np.ones((300, 300)), np.ones((300, 300)))[0, 0])]`, 0,
 			result([]any{"EPERM", 300}), nil},
 		// Round 16: at basic level an abstract name is the host's: a job
-		// could take one from a host service for as long as it runs.
+		// could take one from a host service for as long as it runs. No
+		// level binds.
 		{"bind an abstract name", `
 def main():
     a, b = socket.socketpair()
-    return attempt(lambda: a.bind("\0` + abstract[1:] + `-squat"))`, 0, result("allowed"), result("EPERM")},
+    return attempt(lambda: a.bind("\0` + abstract[1:] + `-squat"))`, 0, result("EPERM"), nil},
 		{"ctypes callbacks still work", `
 def main():
     cb = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(lambda x: x * 2)

@@ -25,7 +25,7 @@ func New(cfg Config) (*Sandbox, error) {
 	if cfg.UID == 0 && s.asRoot {
 		return nil, fmt.Errorf("refusing to run workers as root (uid 0)")
 	}
-	if _, err := Seccomp([]int{1}, false); err != nil {
+	if _, err := Seccomp([]int{1}); err != nil {
 		return nil, fmt.Errorf("%w: building the seccomp filter: %v", ErrLevelUnavailable, err)
 	}
 	switch cfg.Mode {

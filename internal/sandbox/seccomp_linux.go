@@ -90,6 +90,18 @@ var deniedSyscalls = []string{
 	// (OpenBLAS's is ignored when refused); set_mempolicy, one policy per
 	// thread, stays.
 	"mbind", "set_mempolicy_home_node",
+	// Sockets: a job makes unix socket pairs (socketpair, below), and no
+	// socket of any other kind, at either level. A unix socket at basic
+	// level reaches the host's sockets by path (docker.sock, D-Bus), which
+	// Landlock does not govern; in a network namespace of its own a job
+	// listened on one and filled its accept queue with 8,192 connections
+	// whose clients had closed, 1.8 GiB that no descriptor limit, watch or
+	// file table saw (outside attack round 19). bind gives even a pair's
+	// socket an address: an abstract name, the host's at basic level, which
+	// a job could take from a host service (X11's) for as long as it ran
+	// (round 16); Landlock scopes connecting to abstract names, not
+	// binding them.
+	"socket", "bind",
 	// SysV IPC: objects would outlive the job.
 	"shmget", "shmat", "shmctl", "shmdt", "msgget", "msgsnd", "msgrcv", "msgctl",
 	"semget", "semop", "semtimedop", "semctl",
@@ -269,11 +281,10 @@ func equal32(arg uint32, v uint32) []seccomp.Condition {
 // launcher has pid workerPid (see Seccomp).
 func (s *Sandbox) JobFilter(workerPid int) ([]byte, error) {
 	if s.level == LevelNamespaces {
-		// Inside the sandbox the template is pid 1 (bubblewrap --as-pid-1);
-		// its own network namespace makes abstract unix sockets private.
-		return Seccomp([]int{1}, true)
+		// Inside the sandbox the template is pid 1 (bubblewrap --as-pid-1).
+		return Seccomp([]int{1})
 	}
-	return Seccomp([]int{workerPid, os.Getpid()}, false)
+	return Seccomp([]int{workerPid, os.Getpid()})
 }
 
 // SignalSyscalls returns this machine's numbers for signalSyscalls: what a
@@ -307,18 +318,17 @@ func SignalSyscalls() ([]int, error) {
 //     with EINVAL,
 //   - answers recordLockCommands with 0, without locking,
 //   - refuses prctl options not in allowedPrctls,
-//   - refuses clone with any namespace flag, deniedSyscalls, refusedIoctls,
-//     fcntlRefused, socket buffers grown past the default, filterOptions,
-//     selfOnlySyscalls aimed at another process, sockets and socket pairs
-//     of every family but AF_UNIX, and, unless unixSockets, AF_UNIX sockets
-//     and bind too (AF_UNIX socketpair stays: its two ends belong to the
-//     job, but for the datagram types, which can send to any socket by
-//     path), and mmap(MAP_HUGETLB) and mmap(MAP_SHARED|MAP_ANONYMOUS),
+//   - refuses clone with any namespace flag, deniedSyscalls (every socket
+//     and bind among them), refusedIoctls, fcntlRefused, socket buffers
+//     grown past the default, filterOptions, selfOnlySyscalls aimed at
+//     another process, socket pairs of every family but AF_UNIX and of the
+//     datagram types (a stream or seqpacket pair's two ends belong to the
+//     job), and mmap(MAP_HUGETLB) and mmap(MAP_SHARED|MAP_ANONYMOUS),
 //   - refuses to signal (or open a pidfd on) the protected pids, and every
 //     negative target: process groups and kill(-1), "everyone",
 //
 // all with EPERM unless said otherwise, and allows the rest.
-func Seccomp(protected []int, unixSockets bool) ([]byte, error) {
+func Seccomp(protected []int) ([]byte, error) {
 	var signals []seccomp.NameWithConditions
 	for _, name := range signalSyscalls {
 		// Negative in 32 bits: the sign bit of the low word.
@@ -342,7 +352,6 @@ func Seccomp(protected []int, unixSockets bool) ([]byte, error) {
 		seccomp.NameWithConditions{Name: "ioprio_set", Conditions: []seccomp.Condition{{Argument: 0, Operation: seccomp.NotEqual, Value: 1}}},
 		seccomp.NameWithConditions{Name: "ioprio_set", Conditions: []seccomp.Condition{{Argument: 1, Operation: seccomp.NotEqual, Value: 0}}},
 		seccomp.NameWithConditions{Name: "clone", Conditions: []seccomp.Condition{{Argument: 0, Operation: seccomp.BitsSet, Value: cloneNamespaceFlags}}},
-		seccomp.NameWithConditions{Name: "socket", Conditions: []seccomp.Condition{{Argument: 0, Operation: seccomp.NotEqual, Value: unix.AF_UNIX}}},
 		// The kernel builds a pair of any family's sockets (loading its
 		// module) before most families refuse pairs; TIPC makes them.
 		seccomp.NameWithConditions{Name: "socketpair", Conditions: []seccomp.Condition{{Argument: 0, Operation: seccomp.NotEqual, Value: unix.AF_UNIX}}},
@@ -363,26 +372,23 @@ func Seccomp(protected []int, unixSockets bool) ([]byte, error) {
 			{Argument: 3, Operation: seccomp.BitsSet, Value: unix.MAP_SHARED},
 			{Argument: 3, Operation: seccomp.BitsSet, Value: unix.MAP_ANONYMOUS}}},
 	)
-	if !unixSockets {
-		conditional = append(conditional, seccomp.NameWithConditions{Name: "socket",
-			Conditions: []seccomp.Condition{{Argument: 0, Operation: seccomp.Equal, Value: unix.AF_UNIX}}})
-		// A datagram socket of a pair still sends to any unix socket by
-		// path (sendto, sendmsg's msg_name), which Landlock does not
-		// govern: at basic level, the host's syslog or journald (outside
-		// attack round 14). SOCK_RAW is a datagram socket for AF_UNIX.
-		// Stream pairs refuse an address; seqpacket pairs ignore it.
-		for _, typ := range []uint64{unix.SOCK_DGRAM, unix.SOCK_RAW} {
-			conds := []seccomp.Condition{
-				{Argument: 0, Operation: seccomp.Equal, Value: unix.AF_UNIX},
-				{Argument: 1, Operation: seccomp.BitsNotSet, Value: sockTypeMask &^ typ},
-			}
-			for bit := uint64(1); bit < sockTypeMask; bit <<= 1 {
-				if typ&bit != 0 { // BitsSet matches when any of its bits is set
-					conds = append(conds, seccomp.Condition{Argument: 1, Operation: seccomp.BitsSet, Value: bit})
-				}
-			}
-			conditional = append(conditional, seccomp.NameWithConditions{Name: "socketpair", Conditions: conds})
+	// A datagram socket of a pair still sends to any unix socket by path
+	// (sendto, sendmsg's msg_name), which Landlock does not govern: at
+	// basic level, the host's syslog or journald (outside attack round 14);
+	// and datagrams whose sender has closed stay queued at the receiver.
+	// SOCK_RAW is a datagram socket for AF_UNIX. Stream pairs refuse an
+	// address; seqpacket pairs ignore it.
+	for _, typ := range []uint64{unix.SOCK_DGRAM, unix.SOCK_RAW} {
+		conds := []seccomp.Condition{
+			{Argument: 0, Operation: seccomp.Equal, Value: unix.AF_UNIX},
+			{Argument: 1, Operation: seccomp.BitsNotSet, Value: sockTypeMask &^ typ},
 		}
+		for bit := uint64(1); bit < sockTypeMask; bit <<= 1 {
+			if typ&bit != 0 { // BitsSet matches when any of its bits is set
+				conds = append(conds, seccomp.Condition{Argument: 1, Operation: seccomp.BitsSet, Value: bit})
+			}
+		}
+		conditional = append(conditional, seccomp.NameWithConditions{Name: "socketpair", Conditions: conds})
 	}
 	for _, req := range refusedIoctls {
 		conditional = append(conditional, seccomp.NameWithConditions{Name: "ioctl", Conditions: equal32(1, uint32(req))})
@@ -394,21 +400,12 @@ func Seccomp(protected []int, unixSockets bool) ([]byte, error) {
 		conditional = append(conditional, seccomp.NameWithConditions{Name: "setsockopt",
 			Conditions: append(equal32(1, unix.SOL_SOCKET), equal32(2, opt)...)})
 	}
-	denied := deniedSyscalls
-	if !unixSockets {
-		// bind gives a socket of a pair an address: an abstract name, in
-		// the host's network namespace at basic level, which a job could
-		// take from a host service (X11's, containerd's) for as long as it
-		// runs (outside attack round 16). Landlock scopes connecting to
-		// abstract names, not binding them. A pair needs no address.
-		denied = append(denied[:len(denied):len(denied)], "bind")
-	}
 	policy := seccomp.Policy{
 		DefaultAction: seccomp.ActionAllow,
 		// A syscall must appear in one group only: once its number
 		// matches, the library does not look at later groups.
 		Syscalls: []seccomp.SyscallGroup{
-			{Action: seccomp.ActionErrno, Names: denied},
+			{Action: seccomp.ActionErrno, Names: deniedSyscalls},
 			{Action: seccomp.ActionErrno | seccomp.Action(unix.ENOSYS), Names: []string{"clone3"}},
 			// fallocate reserves a file's blocks at once, faster than any
 			// watch: FALLOC_FL_KEEP_SIZE past the end of a file without
