@@ -516,8 +516,11 @@ def collect_outputs(v1, scratch, inputs, limits):
                     continue
                 if not e.is_file(follow_symlinks=False):
                     continue
-                if tool_cache(path):
+                if tool_cache(path) and path not in inputs:
                     continue
+                # A name that is not UTF-8 has no JSON string: two such
+                # names would come back as one (outside attack round 21).
+                path.encode("utf-8")
                 size = e.stat(follow_symlinks=False).st_size
                 old = inputs.get(path)
                 if old is not None and len(old) == size and read_path(e.path, size + 1) == old:
@@ -531,7 +534,7 @@ def collect_outputs(v1, scratch, inputs, limits):
                     continue
                 budget -= len(data)
                 files.append({"path": path, "size": len(data), "content": base64.b64encode(data).decode()})
-            except OSError:
+            except (OSError, UnicodeEncodeError):
                 files_omitted += 1
     files.sort(key=lambda f: f["path"])
     v1["images"], v1["images_omitted"] = images, img_omitted
@@ -541,7 +544,8 @@ def collect_outputs(v1, scratch, inputs, limits):
 def tool_cache(path):
     """Whether path is a cache matplotlib (its MPLCONFIGDIR is the scratch
     directory) or fontconfig (under $HOME) wrote for itself: where the
-    template did not build them ahead (cold mode), a plot writes them."""
+    template did not build them ahead (cold mode), a plot writes them.
+    (A file the client sent under such a name is returned like any other.)"""
     if path.startswith(".cache/fontconfig/"):
         return True
     return "/" not in path and path.startswith("fontlist-v") and path.endswith(".json")

@@ -273,6 +273,26 @@ func TestV1Files(t *testing.T) {
 		t.Errorf("a later job sees %v, files %v", r.Body["result"], r.Body["files"])
 	}
 
+	// A file whose name is not UTF-8 has no JSON name: it is counted as
+	// omitted, not returned under a mangled one (two of them came back as
+	// one path: outside attack round 21). An input named like a plotting
+	// cache, and changed, comes back like any other file.
+	r = shared.v1(t, obj{
+		"script": "import os\ndef main():\n" +
+			"    for name in (b'report\\xff.csv', b'report\\xfe.csv'):\n" +
+			"        with open(name, 'wb') as f: f.write(b'x')\n" +
+			"    open('fontlist-v330.json', 'a').write('edited')\n" +
+			"    open('ok.csv', 'w').write('y')\n",
+		"files": []obj{{"path": "fontlist-v330.json", "content": b64("{}")}},
+	})
+	want = []any{
+		obj{"path": "fontlist-v330.json", "size": 8.0, "content": b64("{}edited")},
+		obj{"path": "ok.csv", "size": 1.0, "content": b64("y")},
+	}
+	if diff := cmp.Diff(want, r.Body["files"]); diff != "" || r.Body["files_omitted"] != 2.0 {
+		t.Errorf("non-UTF-8 names and an edited cache-named input (-want +got):\n%s\nfiles_omitted %v", diff, r.Body["files_omitted"])
+	}
+
 	// Files a failing job wrote come back too: they help find out why.
 	r = shared.v1(t, obj{"script": "def main():\n    open('log.txt', 'w').write('step 1')\n    raise RuntimeError('step 2')\n"})
 	if r.Body["outcome"] != "exception" || get(r.Body, "files") == nil || len(r.Body["files"].([]any)) != 1 {

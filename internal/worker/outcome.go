@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -138,16 +139,18 @@ func v1Outcome(o *Outcome, raw json.RawMessage, lim Limits) {
 		// The job process collects its files itself, after its script ran:
 		// what it reports is checked as anything else from a job is.
 		budget := lim.OutputFilesBytes
+		var tree fileTree
 		for _, file := range f.Files {
 			if n, ok := decoded(file.Content); ok && BadPath(file.Path) == "" && n == file.Size &&
-				len(v.Files) < lim.OutputFiles && n <= budget {
+				len(v.Files) < lim.OutputFiles && n <= budget && tree.add(file.Path) {
 				v.Files, budget = append(v.Files, file), budget-n
 			} else {
 				v.FilesOmitted = min(v.FilesOmitted+1, maxOmitted)
 			}
 		}
 		for _, img := range f.Images {
-			if n, ok := decoded(img.Content); ok && img.Format == "png" && len(v.Images) < lim.OutputFiles && n <= budget {
+			if n, ok := decoded(img.Content); ok && img.Format == "png" && isPNG(img.Content) &&
+				len(v.Images) < lim.OutputFiles && n <= budget {
 				v.Images, budget = append(v.Images, img), budget-n
 			} else {
 				v.ImagesOmitted = min(v.ImagesOmitted+1, maxOmitted)
@@ -182,6 +185,51 @@ const resultTooLarge = "Result too large: exceeds the result limit of %d bytes"
 // maxOmitted caps the omitted counts a job reports: more entries than a
 // job may make.
 const maxOmitted = 1 << 20
+
+// fileTree holds the paths of the files an answer returns, so that no two
+// name the same file and none names a directory of another: a client that
+// writes them out would lose one (outside attack round 21 returned two
+// files under one path, forged, and two non-UTF-8 names that decoded
+// alike).
+type fileTree struct {
+	files, dirs map[string]bool
+}
+
+// add records path and reports whether it fits the files before it.
+func (t *fileTree) add(path string) bool {
+	if t.files == nil {
+		t.files, t.dirs = map[string]bool{}, map[string]bool{}
+	}
+	if t.files[path] || t.dirs[path] {
+		return false
+	}
+	for i := range len(path) {
+		if path[i] == '/' && t.files[path[:i]] {
+			return false
+		}
+	}
+	t.files[path] = true
+	for i := range len(path) {
+		if path[i] == '/' {
+			t.dirs[path[:i]] = true
+		}
+	}
+	return true
+}
+
+// pngSignature begins every PNG file.
+const pngSignature = "\x89PNG\r\n\x1a\n"
+
+// isPNG reports whether base64 content begins with the PNG signature: an
+// image the job says is a PNG is one (the job collects its images itself,
+// and a forged SVG could carry script).
+func isPNG(content string) bool {
+	if len(content) < 12 {
+		return false
+	}
+	b, err := base64.StdEncoding.DecodeString(content[:12])
+	return err == nil && strings.HasPrefix(string(b), pngSignature)
+}
 
 // decoded returns the length of standard, padded base64 content, and
 // whether it is that.
